@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes a fresh machine able to run the tests: system binaries the harness starts, then node_modules.
+# Idempotent and quiet: a machine that already has everything prints one line.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# mariadbd lives in /usr/sbin, which a non-login shell may not have on PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+required=(mariadbd mariadb mariadb-install-db etcd etcdctl sysbench haproxy openssl)
+missing=()
+for bin in "${required[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
+done
+
+if ((${#missing[@]} > 0)); then
+  if ((EUID != 0)); then
+    echo "install-deps: missing ${missing[*]}; as root run: apt-get install -y mariadb-server mariadb-client etcd-server etcd-client sysbench haproxy openssl" >&2
+    exit 1
+  fi
+  echo "install-deps: installing system packages (missing: ${missing[*]})"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    mariadb-server mariadb-client etcd-server etcd-client sysbench haproxy openssl >/dev/null
+fi
+
+installed_npm=no
+if [[ ! -d node_modules || ! -f node_modules/.package-lock.json ]] ||
+   [[ -f package-lock.json && package-lock.json -nt node_modules/.package-lock.json ]]; then
+  if [[ -f package-lock.json ]]; then
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  else
+    npm install --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+  installed_npm=yes
+fi
+
+echo "install-deps: ok (system binaries present, npm install: ${installed_npm})"

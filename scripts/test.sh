@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The single test command: installs what is missing, builds when a build exists, runs every test.
+# Extra arguments are substrings that select test files (see scripts/test.mjs).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+bash scripts/install-deps.sh
+if [[ -f scripts/build.mjs ]]; then
+  npm run --silent build
+fi
+node scripts/test.mjs "$@"

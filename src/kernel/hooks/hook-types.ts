@@ -1,0 +1,167 @@
+import type { FrozenConfig } from '../config/proxy-config.js';
+import type { Side } from '../errors.js';
+
+/** What plugins see of a backend. */
+export interface BackendInfo {
+  /** "host:port" of the SQL port; the backend's identity. */
+  readonly addr: string;
+  readonly host: string;
+  readonly port: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** false once a health check failed (backends start healthy until checked). */
+  readonly healthy: boolean;
+  /** No new sessions; existing ones should move away. */
+  readonly draining: boolean;
+  /** Live sessions currently on this backend. */
+  readonly connections: number;
+  /** TiDB status port, when discovery knows it. */
+  readonly statusPort?: number;
+  /** Server version from the backend's last greeting. */
+  readonly serverVersion?: string;
+}
+
+/** What plugins see of a session. `labels` is the one mutable part: plugins tag sessions (tenant, group). */
+export interface SessionInfo {
+  readonly id: number;
+  readonly user: string;
+  /** Database given at login or by the last COM_INIT_DB (not parsed from USE statements). */
+  readonly database: string;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly tls: boolean;
+  readonly attributes: ReadonlyMap<string, string>;
+  readonly labels: Map<string, string>;
+  readonly backend: BackendInfo | null;
+  /** Backend connection (thread) id of the current backend session. */
+  readonly backendConnectionId: number;
+  readonly createdAt: number;
+  readonly inTransaction: boolean;
+}
+
+/** A refusal a plugin hands back: becomes an ERR packet to the client. */
+export interface Refusal {
+  code: number;
+  message: string;
+  sqlState?: string;
+}
+
+export interface ConnectContext {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  /** Sessions open before this one. */
+  readonly activeSessions: number;
+}
+
+export interface GreetingOptions {
+  serverVersion: string;
+  capabilities: number;
+  authPlugin: string;
+  offerTls: boolean;
+}
+
+export interface HandshakeContext {
+  readonly session: SessionInfo;
+  readonly user: string;
+  readonly database: string;
+  readonly authPlugin: string;
+  readonly capabilities: number;
+}
+
+export interface SelectBackendContext {
+  readonly session: SessionInfo;
+  readonly reason: 'new-session' | 'retry' | 'migration';
+  /** Backends already tried for this session (dial failed), or the one being left. */
+  readonly exclude: ReadonlySet<string>;
+  /** Every known backend, healthy or not; selectors filter. */
+  readonly backends: readonly BackendInfo[];
+}
+
+export interface DialOptions {
+  /** "off": plaintext; "prefer": TLS if the backend offers it; "required": fail without TLS. */
+  tls: 'off' | 'prefer' | 'required';
+  /** Send a PROXY v2 header with the client's address. */
+  proxyProtocol: boolean;
+  connectTimeoutMs: number;
+}
+
+export interface DialContext {
+  readonly session: SessionInfo;
+  readonly backend: BackendInfo;
+}
+
+/** Credentials the proxy uses to log in to a backend on the session's behalf (migration, side connections). */
+export type BackendCredentials =
+  | { kind: 'relay' } // password-blind: relay the client's own auth exchange
+  | { kind: 'native-hash'; user: string; stage1: Buffer } // SHA1(password)
+  | { kind: 'cleartext'; user: string; password: string }
+  | { kind: 'token'; user: string; plugin: string; data: Buffer };
+
+export interface CredentialsContext {
+  readonly session: SessionInfo;
+  readonly backend: BackendInfo;
+}
+
+export interface CommandContext {
+  readonly session: SessionInfo;
+  /** Command byte (COM_QUERY, …). */
+  readonly command: number;
+  /** The whole payload, command byte first. Valid only during the call. */
+  readonly payload: Buffer;
+  /** The statement text for COM_QUERY / COM_STMT_PREPARE (decoded on first use). */
+  readonly sql: string;
+}
+
+/** What an onCommand tap may return instead of letting the command through. */
+export type CommandReply =
+  | { error: Refusal }
+  | { ok: { affectedRows?: number; info?: string } };
+
+export interface ResultContext {
+  readonly session: SessionInfo;
+  readonly command: number;
+  readonly isError: boolean;
+  /** Server status flags of the last OK/EOF, or -1. */
+  readonly status: number;
+  /** Time from forwarding the command to the end of its response, in nanoseconds. */
+  readonly durationNs: bigint;
+  readonly backend: BackendInfo;
+}
+
+export interface MigrationContext {
+  readonly session: SessionInfo;
+  readonly from: BackendInfo;
+  readonly to: BackendInfo;
+  readonly reason: string;
+}
+
+export interface MigrationVeto {
+  /** Why the session cannot move now (logged). */
+  reason: string;
+  /** Try again later (true) or give up on this request (false). */
+  retry: boolean;
+}
+
+export interface MigrationOutcome extends MigrationContext {
+  readonly result: 'succeeded' | 'failed' | 'vetoed';
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+export type BackendEvent =
+  | { type: 'added'; backend: BackendInfo }
+  | { type: 'removed'; backend: BackendInfo }
+  | { type: 'health'; backend: BackendInfo; healthy: boolean; reason: string }
+  | { type: 'draining'; backend: BackendInfo; draining: boolean }
+  | { type: 'labels'; backend: BackendInfo };
+
+export interface CloseContext {
+  readonly session: SessionInfo;
+  readonly side: Side;
+  readonly reason: string;
+  readonly detail?: string;
+}
+
+export interface LifecycleContext {
+  readonly config: FrozenConfig;
+}

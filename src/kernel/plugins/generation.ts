@@ -1,0 +1,115 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import type { Logger } from 'pino';
+import { ConfigError, configErrorFromAjv } from '../config/config-error.js';
+import type { FrozenConfig } from '../config/proxy-config.js';
+import { createHookSet, type HookSet } from '../hooks/hook-set.js';
+import type { BackendDirectory, PluginContext, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
+import { isolateHooks, type PluginErrorCounts } from './plugin-isolation.js';
+
+/** What the kernel lends each generation's plugins. */
+export interface GenerationServices {
+  logger: Logger;
+  backendsFor(pluginName: string): BackendDirectory;
+  sessions: SessionDirectory;
+  errorCounts: PluginErrorCounts;
+}
+
+/** Resolves a plugin name from config to its definition (built-in, contrib, or hot-loaded). */
+export type PluginResolver = (name: string) => TiproxyPlugin<never> | undefined;
+
+/**
+ * One complete, applied set of plugins and their hooks. tapable cannot untap, so every change of
+ * plugins or their config builds a new generation; sessions pin the one they started with and adopt
+ * the newest at a safe point.
+ */
+export class Generation {
+  /** 1 where somebody tapped onCommand for that command byte: the hot path checks only this. */
+  readonly commandTapped = new Uint8Array(256);
+  resultTapped = false;
+  private readonly disposers: Array<() => void | Promise<void>> = [];
+  readonly applied: string[] = [];
+  /** Sessions using this generation. */
+  users = 0;
+
+  constructor(readonly id: number, readonly hooks: HookSet, readonly config: FrozenConfig) {}
+
+  seal(): void {
+    for (let c = 0; c < 256; c++) this.commandTapped[c] = this.hooks.onCommand.get(c)?.isUsed() ? 1 : 0;
+    this.resultTapped = this.hooks.onResult.isUsed();
+  }
+
+  addDisposer(fn: () => void | Promise<void>): void {
+    this.disposers.push(fn);
+  }
+
+  async dispose(logger: Logger): Promise<void> {
+    for (const fn of this.disposers.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        logger.warn({ err }, 'plugin dispose failed');
+      }
+    }
+    this.disposers.length = 0;
+  }
+}
+
+const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
+
+function validatePluginConfig(plugin: TiproxyPlugin<never>, index: number, config: unknown): unknown {
+  const copy = structuredClone(config ?? {});
+  if (!plugin.configSchema) return copy;
+  const validate = ajv.compile(plugin.configSchema);
+  if (validate(copy)) return copy;
+  // Re-root the plugin's errors so they name plugins[i].config.<path> like the proxy schema's do.
+  const errors = (validate.errors ?? []).map((e: ErrorObject) => ({ ...e, instancePath: `/plugins/${index}/config${e.instancePath}` }));
+  throw configErrorFromAjv(errors);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v as object)) deepFreeze(child);
+  }
+  return v;
+}
+
+/**
+ * Builds a generation: fresh hooks with isolation installed, every enabled plugin's config validated,
+ * then applied in list order. Config errors throw ConfigError (nothing is applied). A plugin whose
+ * apply() fails is logged and left out, unless it is `required`, which fails the whole build.
+ */
+export async function buildGeneration(
+  id: number, config: FrozenConfig, resolve: PluginResolver, services: GenerationServices,
+): Promise<Generation> {
+  const entries = config.plugins.map((entry, index) => ({ entry, index })).filter(({ entry }) => entry.enabled);
+  const resolved = entries.map(({ entry, index }) => {
+    const plugin = resolve(entry.name);
+    if (!plugin) throw new ConfigError(`plugins[${index}].name`, `unknown plugin "${entry.name}"`);
+    return { entry, index, plugin, config: deepFreeze(validatePluginConfig(plugin, index, entry.config)) };
+  });
+  const hooks = createHookSet();
+  isolateHooks(hooks, services.logger, services.errorCounts);
+  const generation = new Generation(id, hooks, config);
+  for (const { entry, plugin, config: pluginConfig } of resolved) {
+    const logger = services.logger.child({ plugin: plugin.name });
+    const ctx: PluginContext<never> = {
+      hooks, config: pluginConfig as never, proxyConfig: config, backends: services.backendsFor(plugin.name),
+      sessions: services.sessions, logger, onDispose: (fn) => generation.addDisposer(fn),
+    };
+    try {
+      await plugin.apply(ctx);
+      if (plugin.dispose) generation.addDisposer(() => plugin.dispose!());
+      generation.applied.push(plugin.name);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (entry.required) {
+        await generation.dispose(services.logger);
+        throw new Error(`required plugin ${plugin.name} failed to apply: ${message}`, { cause: err });
+      }
+      logger.error({ err }, `plugin ${plugin.name} failed to apply and is left out: ${message}`);
+    }
+  }
+  generation.seal();
+  return generation;
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { FrozenConfig } from '../config/proxy-config.js';
+import type { BackendAnnouncement } from '../backend/backend-registry.js';
+import type { HookSet } from '../hooks/hook-set.js';
+import type { BackendInfo, SessionInfo } from '../hooks/hook-types.js';
+
+/** The backend list as plugins may use it. */
+export interface BackendDirectory {
+  list(): readonly BackendInfo[];
+  get(addr: string): BackendInfo | undefined;
+  /** Replace everything this plugin reports (static lists, DNS answers, etcd resyncs). */
+  replace(announcements: readonly BackendAnnouncement[]): void;
+  announce(announcement: BackendAnnouncement): void;
+  withdraw(addr: string): void;
+  setHealth(addr: string, healthy: boolean, reason: string): void;
+  setDraining(addr: string, draining: boolean): void;
+}
+
+export interface SessionDirectory {
+  list(): readonly SessionInfo[];
+  get(id: number): SessionInfo | undefined;
+  count(): number;
+}
+
+/** Everything a plugin's apply() receives. */
+export interface PluginContext<C> {
+  readonly hooks: HookSet;
+  /** This plugin's config, validated against its schema, defaults applied, frozen. */
+  readonly config: C;
+  /** The whole proxy config (read-only). */
+  readonly proxyConfig: FrozenConfig;
+  readonly backends: BackendDirectory;
+  readonly sessions: SessionDirectory;
+  /** A pino child logger bound to { plugin: name }. */
+  readonly logger: Logger;
+  /** Runs when this plugin's generation is retired (timers, watchers, sockets). */
+  onDispose(fn: () => void | Promise<void>): void;
+}
+
+export interface JsonSchema {
+  [key: string]: unknown;
+}
+
+export interface TiproxyPlugin<C = Record<string, unknown>> {
+  readonly name: string;
+  readonly version: string;
+  /** JSON Schema for `plugins[i].config`; defaults are applied from it. */
+  readonly configSchema?: JsonSchema;
+  /** Taps hooks and starts services. May be async; a failure leaves the plugin out (or fails start-up if required). */
+  apply(ctx: PluginContext<C>): void | Promise<void>;
+  dispose?(): void | Promise<void>;
+}
+
+/** Identity function that gives plugin authors type inference for their config. */
+export function definePlugin<C = Record<string, unknown>>(plugin: TiproxyPlugin<C>): TiproxyPlugin<C> {
+  return plugin;
+}

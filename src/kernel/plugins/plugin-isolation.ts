@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import { ER_PROXY_PLUGIN_FAILED } from '../protocol/constants.js';
+import { HOOK_FAILURE_POLICY, type HookSet } from '../hooks/hook-set.js';
+import type { Refusal } from '../hooks/hook-types.js';
+
+/** Per plugin and hook: how many times a tap threw. */
+export type PluginErrorCounts = Map<string, number>;
+
+interface TapInfo {
+  type: 'sync' | 'async' | 'promise';
+  name: string;
+  fn: (...args: unknown[]) => unknown;
+}
+
+interface Interceptable {
+  intercept(i: { register?: (tap: TapInfo) => TapInfo }): void;
+}
+
+const WATERFALL_HOOKS = new Set(['greeting', 'dialOptions', 'captureState']);
+const RETHROW_HOOKS = new Set(['captureState', 'restoreState', 'lifecycle.init']);
+
+/**
+ * Wraps every tap so a plugin that throws or rejects never takes the proxy down: the error is logged
+ * and counted per plugin and hook, then the hook's failure policy (HOOK_FAILURE_POLICY) decides what
+ * the tap "returned". Installed once per hook set, before any plugin taps.
+ */
+export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginErrorCounts): void {
+  const wrap = (hookName: string, hook: Interceptable): void => {
+    const policy = HOOK_FAILURE_POLICY[hookName] ?? 'fail-open';
+    const failure = (tap: string, err: unknown, args: unknown[]): unknown => {
+      const key = `${tap}/${hookName}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error({ plugin: tap, hook: hookName, err }, `plugin ${tap} failed in ${hookName}: ${message}`);
+      if (RETHROW_HOOKS.has(hookName)) throw err instanceof Error ? err : new Error(message);
+      if (WATERFALL_HOOKS.has(hookName)) return args[0];
+      if (policy === 'fail-open') return undefined;
+      if (hookName === 'beforeMigrate') return { reason: `plugin ${tap} failed: ${message}`, retry: true };
+      const refusal: Refusal = { code: ER_PROXY_PLUGIN_FAILED, message: `plugin ${tap} failed in ${hookName}: ${message}` };
+      return refusal;
+    };
+    hook.intercept({
+      register(tap: TapInfo): TapInfo {
+        const fn = tap.fn;
+        if (tap.type === 'sync') {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return fn(...args);
+            } catch (err) {
+              return failure(tap.name, err, args);
+            }
+          };
+        } else if (tap.type === 'promise') {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return Promise.resolve(fn(...args)).catch((err: unknown) => failure(tap.name, err, args));
+            } catch (err) {
+              return Promise.resolve().then(() => failure(tap.name, err, args));
+            }
+          };
+        } else {
+          tap.fn = (...args: unknown[]) => {
+            const callback = args[args.length - 1] as (err: unknown, result?: unknown) => void;
+            const rest = args.slice(0, -1);
+            try {
+              fn(...rest, (err: unknown, result?: unknown) => {
+                if (err) {
+                  try {
+                    callback(null, failure(tap.name, err, rest));
+                  } catch (rethrown) {
+                    callback(rethrown);
+                  }
+                } else callback(null, result);
+              });
+            } catch (err) {
+              try {
+                callback(null, failure(tap.name, err, rest));
+              } catch (rethrown) {
+                callback(rethrown);
+              }
+            }
+          };
+        }
+        return tap;
+      },
+    });
+  };
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (name === 'lifecycle') {
+      for (const [sub, h] of Object.entries(hooks.lifecycle)) wrap(`lifecycle.${sub}`, h as unknown as Interceptable);
+    } else if (name === 'onCommand') {
+      hooks.onCommand.intercept({
+        factory: (_key, hook) => {
+          wrap('onCommand', hook as unknown as Interceptable);
+          return hook;
+        },
+      });
+    } else wrap(name, hook as unknown as Interceptable);
+  }
+}

@@ -1,0 +1,150 @@
+import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from './constants.js';
+
+/**
+ * Reads the client's byte stream in command phase. Packets are forwarded to the backend as the raw
+ * bytes they arrived in (whole chunks when nothing in them needs the proxy's attention); a command the
+ * owner wants to inspect — because a plugin tapped it, or the kernel must rewrite or answer it — is
+ * captured whole and handed over instead of forwarded.
+ */
+
+/** First payload bytes shown to the owner to decide about a command. */
+export const COMMAND_PREFIX_LENGTH = 64;
+
+export const FORWARD = 0;
+export const INTERCEPT = 1;
+export type CommandAction = typeof FORWARD | typeof INTERCEPT;
+
+export interface CommandOwner {
+  /**
+   * A command packet starts: `buf[off .. off+avail)` are its first payload bytes (command byte first),
+   * `length` its payload length. FORWARD lets it through (the owner records what response to expect);
+   * INTERCEPT captures it for onInterceptedCommand.
+   */
+  commandAction(buf: Buffer, off: number, avail: number, length: number): CommandAction;
+  /**
+   * The whole payload of an intercepted command. Return false to pause reading until resume() — the
+   * owner handles it asynchronously; bytes that arrive meanwhile are kept in order.
+   */
+  onInterceptedCommand(payload: Buffer, seq: number): boolean;
+  /** Raw bytes to pass to the backend. */
+  forward(bytes: Buffer): void;
+  /** The empty packet that ends a LOCAL INFILE upload went by. */
+  onUploadFinished(): void;
+}
+
+export class CommandReader {
+  /** A packet header (plus command prefix) split across chunks, kept until the rest arrives. */
+  private carry: Buffer | null = null;
+  private inPayload = false;
+  private remaining = 0;
+  private nextIsContinuation = false;
+  private capturing = false;
+  private captureParts: Buffer[] = [];
+  private captureSeq = 0;
+  private uploadEndsWithThisPacket = false;
+  private paused = false;
+  private backlog: Buffer[] = [];
+
+  /** Set while the client uploads a LOCAL INFILE: its packets are data, not commands. */
+  uploading = false;
+
+  constructor(private readonly owner: CommandOwner) {}
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** True when no command packet is partially read (a safe point for the client side). */
+  get atPacketBoundary(): boolean {
+    return !this.inPayload && this.carry === null && !this.paused;
+  }
+
+  feed(chunk: Buffer): void {
+    if (this.paused) {
+      this.backlog.push(chunk);
+      return;
+    }
+    this.scan(chunk);
+  }
+
+  /** Continues after an intercepted command was handled asynchronously. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    while (!this.paused && this.backlog.length > 0) this.scan(this.backlog.shift()!);
+  }
+
+  private scan(input: Buffer): void {
+    let chunk = input;
+    if (this.carry !== null) {
+      chunk = Buffer.concat([this.carry, input]);
+      this.carry = null;
+    }
+    const n = chunk.length;
+    let i = 0;
+    let forwardFrom = 0;
+    while (i < n) {
+      if (!this.inPayload) {
+        if (n - i < PACKET_HEADER_LENGTH) return this.stash(chunk, forwardFrom, i);
+        const length = chunk[i]! | (chunk[i + 1]! << 8) | (chunk[i + 2]! << 16);
+        const continuation = this.nextIsContinuation;
+        if (continuation) {
+          // Part of a large packet: follows its first packet's fate (captured or forwarded).
+        } else if (this.uploading) {
+          if (length === 0) this.uploadEndsWithThisPacket = true;
+        } else {
+          const want = Math.min(length, COMMAND_PREFIX_LENGTH);
+          if (n - i - PACKET_HEADER_LENGTH < want) return this.stash(chunk, forwardFrom, i);
+          const action = length === 0 ? FORWARD : this.owner.commandAction(chunk, i + PACKET_HEADER_LENGTH, want, length);
+          if (action === INTERCEPT) {
+            if (i > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, i));
+            this.capturing = true;
+            this.captureParts = [];
+            this.captureSeq = chunk[i + 3]!;
+          }
+        }
+        this.nextIsContinuation = length === MAX_PACKET_PAYLOAD;
+        i += PACKET_HEADER_LENGTH;
+        this.remaining = length;
+        this.inPayload = true;
+        if (this.capturing) forwardFrom = i;
+      }
+      const take = Math.min(this.remaining, n - i);
+      if (this.capturing && take > 0) this.captureParts.push(chunk.subarray(i, i + take));
+      i += take;
+      this.remaining -= take;
+      if (this.remaining > 0) break;
+      this.inPayload = false;
+      if (this.uploadEndsWithThisPacket) {
+        this.uploadEndsWithThisPacket = false;
+        this.uploading = false;
+        if (i > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, i));
+        forwardFrom = i;
+        this.owner.onUploadFinished();
+        continue;
+      }
+      if (this.capturing) {
+        forwardFrom = i;
+        if (this.nextIsContinuation) continue;
+        this.capturing = false;
+        const parts = this.captureParts;
+        this.captureParts = [];
+        const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+        if (!this.owner.onInterceptedCommand(payload, this.captureSeq)) {
+          this.paused = true;
+          if (i < n) this.backlog.unshift(chunk.subarray(i));
+          return;
+        }
+      }
+    }
+    if (this.capturing) return; // captured bytes are not forwarded
+    if (forwardFrom === 0) this.owner.forward(chunk);
+    else if (n > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, n));
+  }
+
+  /** Keeps an incomplete header/prefix for the next chunk, forwarding what came before it. */
+  private stash(chunk: Buffer, forwardFrom: number, at: number): void {
+    if (at > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, at));
+    this.carry = Buffer.from(chunk.subarray(at));
+  }
+}

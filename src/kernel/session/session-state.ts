@@ -1,0 +1,118 @@
+import {
+  SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_CURSOR_EXISTS, SERVER_STATUS_IN_TRANS, SERVER_STATUS_LAST_ROW_SENT,
+} from '../protocol/constants.js';
+
+export interface PreparedStatement {
+  /** The id the client uses. */
+  readonly clientId: number;
+  /** The id on the current backend (differs from clientId after a migration re-prepared it). */
+  backendId: number;
+  readonly sql: Buffer;
+  readonly params: number;
+  readonly columns: number;
+}
+
+/** Why a session is not at a safe point right now (for logs and migration vetoes). */
+export type Unsafe =
+  | 'command-in-flight' | 'in-transaction' | 'cursor-open' | 'long-data-pending' | 'local-infile' | 'busy' | null;
+
+/**
+ * What the kernel knows about a session's server-side state from the traffic alone: status flags and
+ * prepared statements, enough to tell whether the session is at a point where its backend connection
+ * can be swapped (DESIGN §5). Updated from the pump without allocation except on PREPARE/CLOSE.
+ */
+export class SessionState {
+  status = SERVER_STATUS_AUTOCOMMIT;
+  readonly statements = new Map<number, PreparedStatement>();
+  /** Statement ids with an open server-side cursor. */
+  readonly cursors = new Set<number>();
+  /** Statement ids with COM_STMT_SEND_LONG_DATA sent but not yet executed or reset. */
+  readonly longData = new Set<number>();
+  localInfile = false;
+  /** Statement id of the COM_STMT_EXECUTE that asked for a cursor, until its response. */
+  private cursorRequestedFor = -1;
+  /** SQL of the COM_STMT_PREPARE in flight. */
+  private preparingSql: Buffer | null = null;
+  /** Client id -> backend id translation is needed (some statement was re-prepared elsewhere). */
+  idsTranslated = false;
+
+  get inTransaction(): boolean {
+    return (this.status & SERVER_STATUS_IN_TRANS) !== 0;
+  }
+
+  /** Applies status flags from an OK/EOF (-1 = the response carried none). */
+  applyStatus(status: number): void {
+    if (status !== -1) this.status = status;
+  }
+
+  prepareSent(sql: Buffer): void {
+    this.preparingSql = sql;
+  }
+
+  prepared(backendId: number, params: number, columns: number): void {
+    const sql = this.preparingSql ?? Buffer.alloc(0);
+    this.preparingSql = null;
+    this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns });
+  }
+
+  executeSent(clientId: number, wantsCursor: boolean): void {
+    this.longData.delete(clientId);
+    if (wantsCursor) this.cursorRequestedFor = clientId;
+  }
+
+  executeDone(status: number): void {
+    if (this.cursorRequestedFor !== -1 && status !== -1 && status & SERVER_STATUS_CURSOR_EXISTS) {
+      this.cursors.add(this.cursorRequestedFor);
+    }
+    this.cursorRequestedFor = -1;
+  }
+
+  fetchDone(clientId: number, status: number, isError: boolean): void {
+    if (isError || (status !== -1 && (status & SERVER_STATUS_LAST_ROW_SENT || !(status & SERVER_STATUS_CURSOR_EXISTS)))) {
+      this.cursors.delete(clientId);
+    }
+  }
+
+  longDataSent(clientId: number): void {
+    this.longData.add(clientId);
+  }
+
+  statementReset(clientId: number): void {
+    this.longData.delete(clientId);
+    this.cursors.delete(clientId);
+  }
+
+  statementClosed(clientId: number): void {
+    this.statements.delete(clientId);
+    this.longData.delete(clientId);
+    this.cursors.delete(clientId);
+  }
+
+  /** COM_RESET_CONNECTION / COM_CHANGE_USER succeeded: the server dropped all of it. */
+  reset(): void {
+    this.statements.clear();
+    this.cursors.clear();
+    this.longData.clear();
+    this.localInfile = false;
+    this.cursorRequestedFor = -1;
+    this.preparingSql = null;
+    this.idsTranslated = false;
+    this.status = SERVER_STATUS_AUTOCOMMIT;
+  }
+
+  /** Backend id for a client statement id (identity unless a migration re-prepared statements). */
+  backendIdFor(clientId: number): number {
+    return this.statements.get(clientId)?.backendId ?? clientId;
+  }
+
+  /** Null at a safe point; otherwise the first reason the backend must not be swapped now. */
+  unsafeReason(commandsInFlight: number, busy: boolean): Unsafe {
+    if (busy) return 'busy';
+    if (commandsInFlight > 0) return 'command-in-flight';
+    if (this.localInfile) return 'local-infile';
+    if (this.inTransaction) return 'in-transaction';
+    if (this.cursors.size > 0) return 'cursor-open';
+    if (this.longData.size > 0) return 'long-data-pending';
+    return null;
+  }
+}

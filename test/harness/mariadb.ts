@@ -1,0 +1,375 @@
+// Real MariaDB servers for tests, one private mariadbd per instance on 127.0.0.1.
+// A template datadir (accounts and databases already created) is built once per machine; each instance
+// copies it, so starting one costs a file copy plus server boot instead of install-db plus setup.
+import { execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
+import type { RowDataPacket } from 'mysql2/promise';
+import { makeCertificates } from './certs.js';
+import { tmpRoot } from './paths.js';
+import { freePort } from './ports.js';
+import { spawnTracked, stopProcess } from './processes.js';
+
+const run = promisify(execFile);
+
+export const ROOT_USER = 'root';
+export const ROOT_PASSWORD = 'rootpw';
+export const NATIVE_USER = 'native_user';
+export const NATIVE_PASSWORD = 'native-pw';
+export const ED25519_USER = 'ed_user';
+export const ED25519_PASSWORD = 'ed-pw';
+export const SBTEST_USER = 'sbtest';
+export const SBTEST_PASSWORD = 'sbtest';
+export const TEST_DATABASE = 'test';
+export const SBTEST_DATABASE = 'sbtest';
+
+export interface MariaDBOptions {
+  tls?: boolean;
+  /** Implies tls; sets require_secure_transport=ON. */
+  requireTls?: boolean;
+  /** Extra [mariadbd] settings, e.g. { wait_timeout: 5 }; '' writes a bare flag. */
+  config?: Record<string, string | number>;
+  /** Prefix of the instance directory name. */
+  name?: string;
+}
+
+export interface MariaDBInstance {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  readonly socket: string;
+  readonly datadir: string;
+  /** PID of the current mariadbd (changes after start()). */
+  readonly pid: number;
+  readonly tls?: { ca: string; cert: string; key: string };
+  /** SIGTERM and wait for exit; the datadir is kept so start() can restart. */
+  stop(): Promise<void>;
+  /** Sends a signal (SIGKILL by default) and waits for exit, e.g. to simulate a crash. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Restarts a stopped/killed instance on the same port and datadir. */
+  start(): Promise<void>;
+  /** stop() and delete the instance directory (kept when TIPROXY_KEEP_DATADIR is set). */
+  destroy(): Promise<void>;
+  /** Runs one statement as root over TCP (a fresh connection each call) and returns the rows/result. */
+  query<T = any>(sql: string, values?: unknown[]): Promise<T>;
+}
+
+// Bump when the template's contents change so machines rebuild their cached template.
+const TEMPLATE_VERSION = '1';
+const templateDir = join(tmpRoot, 'mariadb-template');
+const instancesDir = join(tmpRoot, 'mariadb');
+const isRoot = process.getuid?.() === 0;
+const keepDatadirs = Boolean(process.env.TIPROXY_KEEP_DATADIR);
+
+const BASE_CONFIG: Record<string, string | number> = {
+  'bind-address': '127.0.0.1',
+  'skip-name-resolve': '',
+  local_infile: 1,
+  max_allowed_packet: '64M',
+  innodb_buffer_pool_size: '64M',
+  innodb_log_file_size: '48M',
+  innodb_flush_log_at_trx_commit: 2,
+  performance_schema: 'OFF',
+  'skip-log-bin': '',
+  max_connections: 2000,
+};
+
+interface Layout {
+  dir: string;
+  datadir: string;
+  socket: string;
+  pidFile: string;
+  errorLog: string;
+  defaultsFile: string;
+}
+
+function layoutFor(dir: string): Layout {
+  let socket = join(dir, 'mysqld.sock');
+  // Unix socket paths are limited to 107 bytes; fall back to the system temp dir for deep checkouts.
+  if (Buffer.byteLength(socket) > 100) socket = join(tmpdir(), `tiproxy-${dir.split('/').pop()}.sock`);
+  return {
+    dir,
+    datadir: join(dir, 'data'),
+    socket,
+    pidFile: join(dir, 'mysqld.pid'),
+    errorLog: join(dir, 'error.log'),
+    defaultsFile: join(dir, 'my.cnf'),
+  };
+}
+
+function defaultsFileText(l: Layout, port: number, extra: Record<string, string | number>): string {
+  const settings: Record<string, string | number> = {
+    port,
+    socket: l.socket,
+    'pid-file': l.pidFile,
+    datadir: l.datadir,
+    'log-error': l.errorLog,
+    ...(isRoot ? { user: 'root' } : {}),
+    ...BASE_CONFIG,
+    ...extra,
+  };
+  // An empty string writes a bare flag (skip-log-bin).
+  const lines = Object.entries(settings).map(([k, v]) => (v === '' ? k : `${k}=${v}`));
+  return `[mariadbd]\n${lines.join('\n')}\n`;
+}
+
+function errorLogTail(l: Layout, lines = 20): string {
+  try {
+    return readFileSync(l.errorLog, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no error log)';
+  }
+}
+
+async function pingOnce(port: number, tls: boolean): Promise<boolean> {
+  try {
+    await run('mariadb-admin', ['--no-defaults', '-h127.0.0.1', `-P${port}`, `-u${ROOT_USER}`,
+      `-p${ROOT_PASSWORD}`, ...(tls ? ['--ssl'] : []), '--connect-timeout=2', 'ping'], { timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Boots mariadbd and resolves once it answers ping; rejects early (with the error log) if it exits. */
+async function boot(l: Layout, port: number, ping: () => Promise<boolean>, timeoutMs = 30_000): Promise<ChildProcess> {
+  const child = spawnTracked('mariadbd', [`--defaults-file=${l.defaultsFile}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => { exited = `exited with ${signal ?? `code ${code}`}`; });
+  child.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
+
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited) {
+      throw new Error(`mariadbd on port ${port} ${exited}\n${errorLogTail(l)}\n${stderr}`.trimEnd());
+    }
+    if (await ping()) {
+      if (exited) continue; // something else answered on this port
+      return child;
+    }
+    if (Date.now() > deadline) {
+      await stopProcess(child, { signal: 'SIGKILL' });
+      throw new Error(`mariadbd on port ${port} did not answer ping within ${timeoutMs} ms\n${errorLogTail(l)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---------- template ----------
+
+const SETUP_SQL = [
+  `CREATE USER ${ROOT_USER}@'%' IDENTIFIED BY '${ROOT_PASSWORD}'`,
+  `GRANT ALL PRIVILEGES ON *.* TO ${ROOT_USER}@'%' WITH GRANT OPTION`,
+  `CREATE USER ${NATIVE_USER}@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('${NATIVE_PASSWORD}')`,
+  `GRANT ALL PRIVILEGES ON *.* TO ${NATIVE_USER}@'%'`,
+  `INSTALL SONAME 'auth_ed25519'`,
+  `CREATE USER ${ED25519_USER}@'%' IDENTIFIED VIA ed25519 USING PASSWORD('${ED25519_PASSWORD}')`,
+  `GRANT ALL PRIVILEGES ON *.* TO ${ED25519_USER}@'%'`,
+  `CREATE USER ${SBTEST_USER}@'%' IDENTIFIED BY '${SBTEST_PASSWORD}'`,
+  `GRANT ALL PRIVILEGES ON *.* TO ${SBTEST_USER}@'%'`,
+  `CREATE DATABASE IF NOT EXISTS ${TEST_DATABASE}`,
+  `CREATE DATABASE IF NOT EXISTS ${SBTEST_DATABASE}`,
+];
+
+async function buildTemplate(target: string): Promise<void> {
+  const l = layoutFor(target);
+  await mkdir(target, { recursive: true });
+  await run('mariadb-install-db', ['--no-defaults', '--auth-root-authentication-method=normal', '--skip-test-db',
+    `--datadir=${l.datadir}`, ...(isRoot ? ['--user=root'] : [])]);
+  const port = await freePort();
+  await writeFile(l.defaultsFile, defaultsFileText(l, port, {}));
+  // Until the setup runs only the password-less root@localhost exists: talk to it over the socket.
+  const socketPing = async () => {
+    try {
+      await run('mariadb-admin', ['--no-defaults', `--socket=${l.socket}`, '-uroot', 'ping'], { timeout: 5000 });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const child = await boot(l, port, socketPing, 60_000);
+  try {
+    const conn = await mysql.createConnection({ socketPath: l.socket, user: 'root' });
+    try {
+      for (const sql of SETUP_SQL) await conn.query(sql);
+      // install-db's password-less root@127.0.0.1/::1/<hostname> and anonymous users would shadow
+      // root@'%' (and others) for TCP logins.
+      const [users] = await conn.query<RowDataPacket[]>(
+        `SELECT User AS user, Host AS host FROM mysql.user WHERE User = '' OR (User = 'root' AND Host NOT IN ('localhost', '%'))`);
+      for (const u of users) await conn.query('DROP USER ?@?', [u.user, u.host]);
+    } finally {
+      await conn.end();
+    }
+  } finally {
+    // A clean shutdown leaves InnoDB consistent, so copies boot without crash recovery.
+    await stopProcess(child, { timeoutMs: 60_000 });
+  }
+  await rm(l.errorLog, { force: true });
+  await writeFile(join(target, 'VERSION'), TEMPLATE_VERSION);
+}
+
+let templateReady: Promise<void> | undefined;
+
+function ensureTemplate(): Promise<void> {
+  return (templateReady ??= (async () => {
+    const versionFile = join(templateDir, 'VERSION');
+    if (existsSync(versionFile) && readFileSync(versionFile, 'utf8') === TEMPLATE_VERSION) return;
+    // Build privately, then rename into place: concurrent test processes never copy a half-built template.
+    const staging = `${templateDir}.tmp-${process.pid}-${Date.now()}`;
+    try {
+      await buildTemplate(staging);
+      if (existsSync(versionFile) && readFileSync(versionFile, 'utf8') === TEMPLATE_VERSION) return; // lost a race
+      await rm(templateDir, { recursive: true, force: true });
+      await rename(staging, templateDir);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  })().catch((err) => {
+    templateReady = undefined;
+    throw err;
+  }));
+}
+
+// ---------- instances ----------
+
+/** Instance directories this process created, removed at exit unless TIPROXY_KEEP_DATADIR is set. */
+const ownedDirs = new Set<string>();
+process.on('exit', () => {
+  if (keepDatadirs) return;
+  for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Removes instance directories left by test processes that died (no live mariadbd, untouched for 10 min). */
+function sweepStaleInstances(): void {
+  if (keepDatadirs || !existsSync(instancesDir)) return;
+  for (const name of readdirSync(instancesDir)) {
+    const dir = join(instancesDir, name);
+    try {
+      if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
+      const pidFile = join(dir, 'mysqld.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8').trim());
+        if (pid > 0 && isAlive(pid)) continue;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Another process may be sweeping too.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+let swept = false;
+
+/** Starts one private MariaDB on a free 127.0.0.1 port from a fresh copy of the template datadir. */
+export async function startMariaDB(opts: MariaDBOptions = {}): Promise<MariaDBInstance> {
+  await ensureTemplate();
+  if (!swept) {
+    swept = true;
+    sweepStaleInstances();
+  }
+  const certs = opts.tls || opts.requireTls ? await makeCertificates() : undefined;
+  // A freshly freed port can be grabbed by someone else before mariadbd binds it: retry with another.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await startOn(port, opts, certs);
+    } catch (err) {
+      if (attempt >= 3 || !/Bind on TCP\/IP port|Address already in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+/** Starts n instances in parallel (names get an index suffix). */
+export function startMariaDBs(n: number, opts: MariaDBOptions = {}): Promise<MariaDBInstance[]> {
+  const name = opts.name ?? 'mariadb';
+  return Promise.all(Array.from({ length: n }, (_, i) => startMariaDB({ ...opts, name: `${name}${i}` })));
+}
+
+async function startOn(
+  port: number,
+  opts: MariaDBOptions,
+  certs: Awaited<ReturnType<typeof makeCertificates>> | undefined,
+): Promise<MariaDBInstance> {
+  const l = layoutFor(join(instancesDir, `${opts.name ?? 'mariadb'}-${port}`));
+  await rm(l.dir, { recursive: true, force: true });
+  await mkdir(l.dir, { recursive: true });
+  ownedDirs.add(l.dir);
+  await run('cp', ['-a', join(templateDir, 'data'), l.datadir]);
+
+  const tls = certs ? { ca: certs.caCert, cert: certs.serverCert, key: certs.serverKey } : undefined;
+  const extra: Record<string, string | number> = {
+    ...(tls ? { 'ssl-ca': tls.ca, 'ssl-cert': tls.cert, 'ssl-key': tls.key } : {}),
+    ...(opts.requireTls ? { require_secure_transport: 'ON' } : {}),
+    ...opts.config,
+  };
+  await writeFile(l.defaultsFile, defaultsFileText(l, port, extra));
+
+  const ping = () => pingOnce(port, Boolean(tls));
+  let child: ChildProcess | undefined;
+  try {
+    child = await boot(l, port, ping);
+  } catch (err) {
+    if (!keepDatadirs) {
+      ownedDirs.delete(l.dir);
+      await rm(l.dir, { recursive: true, force: true });
+    }
+    throw err;
+  }
+
+  const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const caPem = tls ? await readFile(tls.ca, 'utf8') : undefined;
+
+  const instance: MariaDBInstance = {
+    host: '127.0.0.1',
+    port,
+    socket: l.socket,
+    datadir: l.datadir,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    ...(tls ? { tls } : {}),
+    async stop() {
+      if (child && running()) await stopProcess(child, { signal: 'SIGTERM', timeoutMs: 60_000 });
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child && running()) await stopProcess(child, { signal, timeoutMs: 60_000 });
+    },
+    async start() {
+      if (running()) throw new Error(`mariadbd on port ${port} is already running (pid ${child?.pid})`);
+      child = await boot(l, port, ping);
+    },
+    async destroy() {
+      await instance.stop();
+      if (keepDatadirs) return;
+      ownedDirs.delete(l.dir);
+      await rm(l.dir, { recursive: true, force: true });
+    },
+    async query<T = any>(sql: string, values?: unknown[]): Promise<T> {
+      const conn = await mysql.createConnection({
+        host: '127.0.0.1', port, user: ROOT_USER, password: ROOT_PASSWORD,
+        ...(caPem ? { ssl: { ca: caPem } } : {}),
+      });
+      try {
+        const [result] = await conn.query(sql, values);
+        return result as T;
+      } finally {
+        await conn.end();
+      }
+    },
+  };
+  return instance;
+}
