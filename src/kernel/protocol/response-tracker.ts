@@ -49,6 +49,9 @@ export class ResponseTracker {
   private prefixHave = 0;
   private prefixWant = 0;
   private packetLength = 0;
+  /** Sequence id of the last packet header seen, and whether the current response has begun. */
+  private lastSeq = 0;
+  private responseBegun = false;
   /** The packet being read continues a previous 0xFFFFFF-byte one: its bytes are not classified. */
   private continuation = false;
   private nextIsContinuation = false;
@@ -105,7 +108,16 @@ export class ResponseTracker {
     this.phase = Phase.Idle;
   }
 
+  /**
+   * Sequence id for a packet the proxy adds to the current response (an ERR when the backend is lost):
+   * one after the last packet forwarded, or 1 when the response had not begun.
+   */
+  get nextSeq(): number {
+    return this.responseBegun ? (this.lastSeq + 1) & 0xff : 1;
+  }
+
   private startResponse(command: number): void {
+    this.responseBegun = false;
     this.lastStatus = -1;
     this.lastWasError = false;
     switch (command) {
@@ -135,14 +147,17 @@ export class ResponseTracker {
         let length: number;
         if (this.headerHave === 0 && n - i >= PACKET_HEADER_LENGTH) {
           length = chunk[i]! | (chunk[i + 1]! << 8) | (chunk[i + 2]! << 16);
+          this.lastSeq = chunk[i + 3]!;
           i += PACKET_HEADER_LENGTH;
         } else {
           while (this.headerHave < PACKET_HEADER_LENGTH && i < n) this.header[this.headerHave++] = chunk[i++]!;
           if (this.headerHave < PACKET_HEADER_LENGTH) return;
           this.headerHave = 0;
           length = this.header[0]! | (this.header[1]! << 8) | (this.header[2]! << 16);
+          this.lastSeq = this.header[3]!;
         }
         this.packetLength = length;
+        this.responseBegun = true;
         this.remaining = length;
         this.continuation = this.nextIsContinuation;
         this.nextIsContinuation = length === MAX_PACKET_PAYLOAD;

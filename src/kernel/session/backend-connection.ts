@@ -1,0 +1,122 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { BackendRecord } from '../backend/backend-registry.js';
+import { BackendError, ProxyError } from '../errors.js';
+import type { DialOptions } from '../hooks/hook-types.js';
+import { PacketChannel } from '../net/packet-channel.js';
+import {
+  CLIENT_SSL, ER_PROXY_BACKEND_HANDSHAKE, ER_PROXY_BACKEND_TLS, ER_PROXY_NO_BACKEND, ERR_HEADER, SQLSTATE_COMMUNICATION,
+} from '../protocol/constants.js';
+import { buildSslRequest, parseGreeting, type Greeting } from '../protocol/handshake-packets.js';
+import { parseErrPayload } from '../protocol/response-packets.js';
+
+export interface DialRequest {
+  backend: BackendRecord;
+  options: DialOptions;
+  /** TLS client settings from security.sql-tls. */
+  tls: ConnectionOptions;
+  /** PROXY v2 header to send first, if any. */
+  proxyHeader?: Buffer;
+  /** Capabilities and charset for the SSLRequest, when TLS is used. */
+  capabilities: number;
+  charset: number;
+}
+
+/**
+ * One connection from the proxy to a backend server. A session owns one at a time and can swap it
+ * (migration); while the pump runs, the session reads the socket directly, and while the proxy talks to
+ * the backend itself (login, COM_CHANGE_USER, its own queries) it reads through `channel`.
+ */
+export class BackendConnection {
+  /** Sequence id of the next packet the proxy sends in the login exchange. */
+  nextSeq = 1;
+  closed = false;
+
+  private constructor(
+    readonly backend: BackendRecord,
+    public socket: Socket | TLSSocket,
+    readonly channel: PacketChannel,
+    readonly greeting: Greeting,
+    readonly tls: boolean,
+  ) {
+    socket.once('close', () => {
+      this.closed = true;
+    });
+  }
+
+  get connectionId(): number {
+    return this.greeting.connectionId;
+  }
+
+  /** Dials, reads the greeting and starts TLS when wanted. Throws a ProxyError naming the backend. */
+  static async dial(req: DialRequest): Promise<BackendConnection> {
+    const { backend, options } = req;
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ host: backend.host, port: backend.port, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new BackendError(ER_PROXY_NO_BACKEND, `backend ${backend.addr}: connect timed out after ${options.connectTimeoutMs} ms`, SQLSTATE_COMMUNICATION));
+      }, options.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new BackendError(ER_PROXY_NO_BACKEND, `backend ${backend.addr}: ${err.message}`, SQLSTATE_COMMUNICATION, { cause: err }));
+      });
+    });
+    socket.setKeepAlive(true, 60_000);
+    if (req.proxyHeader) socket.write(req.proxyHeader);
+    const channel = new PacketChannel(socket);
+    try {
+      const first = await channel.read(options.connectTimeoutMs, `greeting from ${backend.addr}`);
+      if (first.payload[0] === ERR_HEADER) {
+        const e = parseErrPayload(first.payload);
+        throw new BackendError(e.code, `backend ${backend.addr} refused the connection: ${e.message}`, e.sqlState);
+      }
+      const greeting = parseGreeting(first.payload);
+      backend.serverVersion = greeting.serverVersion;
+      const backendHasTls = (greeting.capabilities & CLIENT_SSL) !== 0;
+      if (options.tls === 'required' && !backendHasTls) {
+        throw new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr} does not offer TLS, but TLS to backends is required`);
+      }
+      if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false);
+      channel.write(buildSslRequest(req.capabilities, 1 << 24, req.charset), 1);
+      const leftover = channel.detach();
+      if (leftover.length > 0) throw new BackendError(ER_PROXY_BACKEND_HANDSHAKE, `backend ${backend.addr} sent data before TLS started`);
+      const secure = await new Promise<TLSSocket>((resolve, reject) => {
+        const t = tlsConnect({ ...req.tls, socket, servername: isIpAddress(backend.host) ? undefined : backend.host });
+        const timer = setTimeout(() => {
+          t.destroy();
+          reject(new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr}: TLS handshake timed out`));
+        }, options.connectTimeoutMs);
+        t.once('secureConnect', () => {
+          clearTimeout(timer);
+          resolve(t);
+        });
+        t.once('error', (err) => {
+          clearTimeout(timer);
+          reject(new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr}: TLS failed: ${err.message}`, undefined, { cause: err }));
+        });
+      });
+      secure.setNoDelay(true);
+      channel.rebind(secure);
+      const conn = new BackendConnection(backend, secure, channel, greeting, true);
+      conn.nextSeq = 2;
+      return conn;
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  destroy(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

@@ -1,0 +1,27 @@
+/**
+ * tiproxy's public plugin API (`import { definePlugin } from 'tiproxy/plugin'`).
+ * Default plugins in src/plugins use nothing else from the kernel; in-house plugins should not either.
+ */
+export { definePlugin } from './kernel/plugins/plugin-definition.js';
+export type {
+  BackendDirectory, JsonSchema, PluginContext, SessionDirectory, TiproxyPlugin,
+} from './kernel/plugins/plugin-definition.js';
+export type { HookSet } from './kernel/hooks/hook-set.js';
+export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
+export type * from './kernel/hooks/hook-types.js';
+export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';
+export type { FrozenConfig } from './kernel/config/proxy-config.js';
+export * as protocol from './kernel/protocol/constants.js';
+
+import type { CommandReply } from './kernel/hooks/hook-types.js';
+import { ER_PROXY_PLUGIN_REFUSED, SQLSTATE_GENERAL } from './kernel/protocol/constants.js';
+
+/** An onCommand reply that refuses the command with a MySQL error. */
+export function errorReply(message: string, code = ER_PROXY_PLUGIN_REFUSED, sqlState = SQLSTATE_GENERAL): CommandReply {
+  return { error: { code, message, sqlState } };
+}
+
+/** An onCommand reply that answers OK without reaching the backend. */
+export function okReply(info = '', affectedRows = 0): CommandReply {
+  return { ok: { info, affectedRows } };
+}

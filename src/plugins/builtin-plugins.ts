@@ -1,0 +1,21 @@
+import type { TiproxyPlugin } from '../plugin.js';
+import balance from './balance/index.js';
+import discoveryStatic from './discovery-static/index.js';
+import tlsPolicy from './tls-policy/index.js';
+
+/** Default plugins by name, as `plugins[].name` refers to them. */
+export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Map<string, TiproxyPlugin<never>>([
+  [discoveryStatic.name, discoveryStatic as TiproxyPlugin<never>],
+  [balance.name, balance as TiproxyPlugin<never>],
+  [tlsPolicy.name, tlsPolicy as TiproxyPlugin<never>],
+]);
+
+/** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */
+const DEFAULT_PLUGINS = ['balance', 'tls-policy'] as const;
+
+export function withDefaultPlugins<C extends { plugins: Array<{ name: string; enabled: boolean; required: boolean; config: Record<string, unknown> }> }>(config: C): C {
+  for (const name of DEFAULT_PLUGINS) {
+    if (!config.plugins.some((p) => p.name === name)) config.plugins.push({ name, enabled: true, required: false, config: {} });
+  }
+  return config;
+}
