@@ -1,0 +1,110 @@
+// Starts tiproxy for tests: in-process (a Kernel with the built-in plugins, logs captured as JSON
+// lines so tests can assert on them) or as the real CLI in a child process (signals, exit codes).
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
+import { pino } from 'pino';
+import { applyOverrides, buildConfig, freezeConfig } from '../../src/kernel/config/config-loader.js';
+import type { ProxyConfig } from '../../src/kernel/config/proxy-config.js';
+import { Kernel } from '../../src/kernel/kernel.js';
+import type { TiproxyPlugin } from '../../src/plugin.js';
+import { BUILTIN_PLUGINS, withDefaultPlugins } from '../../src/plugins/builtin-plugins.js';
+import { repoRoot } from './paths.js';
+import { freePort } from './ports.js';
+import { spawnTracked, stopProcess } from './processes.js';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface TestProxy {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  readonly kernel: Kernel;
+  /** Every log line so far, parsed. */
+  readonly logs: LogLine[];
+  stop(): Promise<void>;
+}
+
+export interface TestProxyOptions {
+  /** "host:port" of each backend (discovery-static). */
+  backends: string[];
+  /** Deep-merged into the config before validation (e.g. { proxy: { 'max-connections': 2 } }). */
+  config?: Record<string, unknown>;
+  /** Extra plugins (resolved by name) to add to the built-ins, e.g. a test plugin. */
+  plugins?: TiproxyPlugin<never>[];
+  logLevel?: 'debug' | 'info' | 'warn';
+}
+
+function merge(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(patch)) {
+    const t = target[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && t && typeof t === 'object' && !Array.isArray(t)) {
+      merge(t as Record<string, unknown>, v as Record<string, unknown>);
+    } else target[k] = v;
+  }
+  return target;
+}
+
+/** In-process proxy on a free 127.0.0.1 port. */
+export async function startProxy(opts: TestProxyOptions): Promise<TestProxy> {
+  const port = await freePort();
+  const raw = merge({ proxy: { addr: `127.0.0.1:${port}` }, log: { level: opts.logLevel ?? 'debug', format: 'json' } }, opts.config ?? {});
+  const config = freezeConfig(withDefaultPlugins(applyOverrides(buildConfig(raw) as ProxyConfig, { backends: opts.backends })));
+  const logs: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
+      cb();
+    },
+  });
+  const logger = pino({ level: config.log.level }, sink);
+  const extra = new Map((opts.plugins ?? []).map((p) => [p.name, p]));
+  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => extra.get(name) ?? BUILTIN_PLUGINS.get(name) });
+  await kernel.init();
+  await kernel.listen();
+  return { host: '127.0.0.1', port, kernel, logs, stop: () => kernel.shutdown() };
+}
+
+export interface ProxyProcess {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** stdout+stderr so far. */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The real CLI (`bin/tiproxy`, needs `npm run build`) as a child process; resolves once it listens. */
+export async function startProxyProcess(args: string[], opts: { port?: number; expectListening?: boolean } = {}): Promise<ProxyProcess> {
+  const port = opts.port ?? (await freePort());
+  const child = spawnTracked(process.execPath, [`${repoRoot}/bin/tiproxy`, '--addr', `127.0.0.1:${port}`, '--log-format', 'json', ...args], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  if (opts.expectListening !== false) {
+    const deadline = Date.now() + 10_000;
+    while (!out.includes('listening for MySQL clients')) {
+      if (child.exitCode !== null) throw new Error(`tiproxy exited (${child.exitCode}): ${out}`);
+      if (Date.now() > deadline) throw new Error(`tiproxy did not start listening: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    host: '127.0.0.1', port, child, output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) await stopProcess(child, { signal, timeoutMs: 20_000 });
+    },
+  };
+}
+
+/** Waits for the child to exit; returns its exit code. */
+export async function exitCode(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
