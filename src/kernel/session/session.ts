@@ -312,6 +312,23 @@ export class Session implements ResponseListener, SessionInfo {
     if (leftover.length > 0) this.onBackendData(leftover);
   }
 
+  /**
+   * Replaces the backend connection — the seam migration uses. Only at a safe point (between commands,
+   * outside a transaction, no cursor, long data or LOAD DATA pending); `next` must be logged in already.
+   * Returns the old connection, detached from the pump; the caller decides how to close it.
+   */
+  swapBackend(next: BackendConnection): BackendConnection {
+    const unsafe = this.unsafeReason();
+    if (unsafe) throw new ProxyError('proxy', ER_NOT_SUPPORTED_YET, `session ${this.id} is not at a safe point (${unsafe})`);
+    const previous = this.detachBackend();
+    if (!previous) throw new ProxyError('proxy', ER_NOT_SUPPORTED_YET, `session ${this.id} has no backend to swap`);
+    this.tracker.reset();
+    this.tracker.setCapabilities(this.capabilities);
+    this.attachBackend(next);
+    this.logger.info({ from: previous.backend.addr, to: next.backend.addr }, 'backend swapped');
+    return previous;
+  }
+
   private detachBackend(): BackendConnection | null {
     const conn = this.backendConn;
     if (!conn) return null;
