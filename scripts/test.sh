@@ -9,4 +9,6 @@ bash scripts/install-deps.sh
 if [[ -f scripts/build.mjs ]]; then
   npm run --silent build
 fi
+# Types are part of the suite: a type error fails CI like a failing test.
+npx --no-install tsc --noEmit -p .
 node scripts/test.mjs "$@"

@@ -1,0 +1,68 @@
+// The playground behind scripts/playground.sh: MariaDB backends from the test harness's launcher,
+// a config file for them, and the real tiproxy CLI in the foreground.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER } from '../test/harness/mariadb.js';
+import { repoRoot, tmpRoot } from '../test/harness/paths.js';
+import { spawnTracked } from '../test/harness/processes.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '6000' },
+    backends: { type: 'string', default: '2' },
+    'api-port': { type: 'string', default: '3080' },
+  },
+});
+const dir = join(tmpRoot, 'playground');
+mkdirSync(dir, { recursive: true });
+
+const dbs = await startMariaDBs(Number(values.backends), { name: 'playground' });
+const configPath = join(dir, 'proxy.yaml');
+writeFileSync(configPath, [
+  '# Written by scripts/playground.ts; edit it and the running proxy reloads (or send SIGHUP).',
+  'proxy:',
+  `  addr: "127.0.0.1:${values.port}"`,
+  'api:',
+  `  addr: "127.0.0.1:${values['api-port']}"`,
+  'log:',
+  '  level: info',
+  'plugins:',
+  '  - name: discovery-static',
+  '    config:',
+  '      backends:',
+  ...dbs.map((d, i) => `        - { addr: "127.0.0.1:${d.port}", labels: { zone: "zone-${String.fromCharCode(97 + i)}" } }`),
+  '  - name: balance',
+  '  - name: tls-policy',
+  '',
+].join('\n'));
+
+const proxy = spawnTracked(process.execPath, [join(repoRoot, 'bin/tiproxy'), '--config', configPath], { stdio: ['ignore', 'inherit', 'inherit'] });
+const stop = async () => {
+  proxy.kill('SIGTERM');
+  await new Promise((r) => proxy.once('exit', r));
+  await Promise.all(dbs.map((d) => d.stop()));
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+proxy.once('exit', (code) => {
+  process.stderr.write(`tiproxy exited with ${code}\n`);
+  void Promise.all(dbs.map((d) => d.stop())).then(() => process.exit(code ?? 1));
+});
+
+setTimeout(() => {
+  process.stdout.write([
+    '',
+    'tiproxy playground is up:',
+    ...dbs.map((d, i) => `  backend ${i + 1}: MariaDB on 127.0.0.1:${d.port}`),
+    `  proxy:     127.0.0.1:${values.port}   (config: ${configPath})`,
+    '',
+    'Connect with:',
+    `  mariadb -h127.0.0.1 -P${values.port} -u${ROOT_USER} -p${ROOT_PASSWORD}`,
+    `  mysql -h127.0.0.1 -P${values.port} -u${ROOT_USER} -p${ROOT_PASSWORD}`,
+    '',
+    'Ctrl-C stops the proxy and the backends.',
+    '',
+  ].join('\n'));
+}, 1500);
