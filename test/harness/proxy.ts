@@ -1,6 +1,7 @@
 // Starts tiproxy for tests: in-process (a Kernel with the built-in plugins, logs captured as JSON
 // lines so tests can assert on them) or as the real CLI in a child process (signals, exit codes).
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
@@ -88,7 +89,8 @@ export async function startProxyProcess(args: string[], opts: { port?: number; e
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   if (opts.expectListening !== false) {
     const deadline = Date.now() + 10_000;
-    while (!out.includes('listening for MySQL clients')) {
+    // Wait for the port to accept connections (works at any log level).
+    while (!(await accepts(port))) {
       if (child.exitCode !== null) throw new Error(`tiproxy exited (${child.exitCode}): ${out}`);
       if (Date.now() > deadline) throw new Error(`tiproxy did not start listening: ${out}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -100,6 +102,16 @@ export async function startProxyProcess(args: string[], opts: { port?: number; e
       if (child.exitCode === null) await stopProcess(child, { signal, timeoutMs: 20_000 });
     },
   };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 /** Waits for the child to exit; returns its exit code. */
