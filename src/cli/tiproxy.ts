@@ -1,4 +1,5 @@
 import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../kernel/config/config-error.js';
 import { applyOverrides, defaultConfig, freezeConfig, loadConfigFile } from '../kernel/config/config-loader.js';
@@ -87,7 +88,9 @@ function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger): 
     let timer: NodeJS.Timeout | null = null;
     // Editors replace files (rename), which ends a watch on the old inode: watch the directory entry.
     try {
-      watch(args.configPath, { persistent: false }, () => {
+      const name = basename(args.configPath);
+      watch(dirname(args.configPath), { persistent: false }, (_event, changed) => {
+        if (changed !== null && changed !== name) return;
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => reload('config file changed'), 300);
       });

@@ -6,7 +6,10 @@ import { BackendRegistry, type BackendRecord } from './backend/backend-registry.
 import type { FrozenConfig } from './config/proxy-config.js';
 import type { CloseReason } from './errors.js';
 import type { BackendEvent } from './hooks/hook-types.js';
+import { watch, type FSWatcher } from 'node:fs';
 import { buildGeneration, type Generation, type PluginResolver } from './plugins/generation.js';
+import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
+import type { TiproxyPlugin } from './plugins/plugin-definition.js';
 import type { BackendDirectory, SessionDirectory } from './plugins/plugin-definition.js';
 import type { PluginErrorCounts } from './plugins/plugin-isolation.js';
 import {
@@ -49,6 +52,13 @@ export class Kernel implements SessionHost {
   private backendTls: ConnectionOptions = {};
   private readonly resolvePlugin: PluginResolver;
   private closedWaiters: Array<() => void> = [];
+  /** Plugins compiled from plugin-dir, by plugin name. */
+  private hotPlugins = new Map<string, TiproxyPlugin<never>>();
+  private readonly compiler = new HotPluginCompiler();
+  private pluginDirWatcher: FSWatcher | null = null;
+  private pluginDirTimer: NodeJS.Timeout | null = null;
+  /** Serialises generation builds (reloads, plugin-dir changes). */
+  private rebuilding: Promise<unknown> = Promise.resolve();
 
   constructor(options: KernelOptions) {
     this.cfg = options.config;
@@ -60,13 +70,31 @@ export class Kernel implements SessionHost {
 
   /** Builds the first plugin generation and runs lifecycle.init. */
   async init(): Promise<void> {
+    if (this.cfg['plugin-dir']) {
+      // A broken plugin file at start-up is reported and left out, like a failing apply().
+      try {
+        this.hotPlugins = await this.compilePluginDir(this.cfg['plugin-dir']);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, `plugin directory: ${(err as Error).message}`);
+      }
+      this.watchPluginDir(this.cfg['plugin-dir']);
+    }
     this.generation = await this.makeGeneration(this.cfg);
     this.generation.users++; // the kernel itself holds the current generation
     await this.generation.hooks.lifecycle.init.promise({ config: this.cfg });
   }
 
-  private makeGeneration(config: FrozenConfig): Promise<Generation> {
-    return buildGeneration(++this.generationCounter, config, this.resolvePlugin, {
+  /** Config plugins in YAML order, then hot plugins the config does not mention (enabled, default config). */
+  private withHotPlugins(config: FrozenConfig, hot: ReadonlyMap<string, TiproxyPlugin<never>>): FrozenConfig {
+    const listed = new Set(config.plugins.map((p) => p.name));
+    const extra = [...hot.keys()].filter((n) => !listed.has(n)).sort()
+      .map((name) => Object.freeze({ name, enabled: true, required: false, config: Object.freeze({}) }));
+    return extra.length === 0 ? config : Object.freeze({ ...config, plugins: Object.freeze([...config.plugins, ...extra]) });
+  }
+
+  private makeGeneration(config: FrozenConfig, hot: ReadonlyMap<string, TiproxyPlugin<never>> = this.hotPlugins): Promise<Generation> {
+    const resolve: PluginResolver = (name) => hot.get(name) ?? this.resolvePlugin(name);
+    return buildGeneration(++this.generationCounter, this.withHotPlugins(config, hot), resolve, {
       logger: this.logger,
       backendsFor: (name) => this.backendDirectory(name),
       sessions: this.sessionDirectory(),
@@ -170,6 +198,13 @@ export class Kernel implements SessionHost {
   }
 
   sessionIdle(session: Session): void {
+    if (session.generation !== this.generation && session.unsafeReason() === null) {
+      // Adopt the newest plugins between commands; the old generation is disposed when unused.
+      const old = session.generation;
+      this.pinGeneration(this.generation);
+      session.generation = this.generation;
+      this.releaseGeneration(old);
+    }
     if (this.shuttingDown && session.unsafeReason() === null) session.close({ side: 'proxy', reason: 'shutdown' });
   }
 
@@ -221,17 +256,82 @@ export class Kernel implements SessionHost {
    * Applies a new configuration through a new plugin generation. On any error the running
    * generation and config stay and the error is thrown to the caller (who logs it).
    */
-  async reload(config: FrozenConfig): Promise<void> {
-    const next = await this.makeGeneration(config);
-    const previous = this.generation;
-    this.cfg = config;
-    this.loadTls(config);
-    this.generation = next;
-    next.users++;
-    this.retired.add(previous);
-    this.releaseGeneration(previous);
-    await next.hooks.lifecycle.reload.promise({ config });
-    this.logger.info({ generation: next.id, plugins: next.applied }, 'configuration reloaded');
+  async reload(config: FrozenConfig, hot: ReadonlyMap<string, TiproxyPlugin<never>> = this.hotPlugins): Promise<void> {
+    const run = this.rebuilding.then(async () => {
+      const next = await this.makeGeneration(config, hot);
+      const previous = this.generation;
+      if (config['plugin-dir'] !== this.cfg['plugin-dir']) this.watchPluginDir(config['plugin-dir']);
+      this.cfg = config;
+      this.hotPlugins = new Map(hot);
+      this.loadTls(config);
+      this.generation = next;
+      next.users++;
+      this.retired.add(previous);
+      this.releaseGeneration(previous);
+      await next.hooks.lifecycle.reload.promise({ config });
+      this.logger.info({ generation: next.id, plugins: next.applied }, 'plugins and configuration applied');
+      // Idle sessions adopt the new generation now; busy ones at their next safe point.
+      for (const s of [...this.sessions.values()]) this.sessionIdle(s);
+    });
+    this.rebuilding = run.catch(() => {});
+    return run;
+  }
+
+  /** Compiles every plugin in `dir`; throws PluginCompileError (file, line, reason) on the first failure. */
+  private async compilePluginDir(dir: string): Promise<Map<string, TiproxyPlugin<never>>> {
+    const out = new Map<string, TiproxyPlugin<never>>();
+    for (const source of listPluginSources(dir)) {
+      const plugin = await this.compiler.load(source);
+      if (this.resolvePlugin(plugin.name)) {
+        throw new PluginCompileError(source.entry, 1, 1, `plugin name "${plugin.name}" is taken by a built-in plugin`);
+      }
+      if (out.has(plugin.name)) throw new PluginCompileError(source.entry, 1, 1, `plugin name "${plugin.name}" is used twice in ${dir}`);
+      out.set(plugin.name, plugin);
+    }
+    return out;
+  }
+
+  private watchPluginDir(dir: string): void {
+    this.pluginDirWatcher?.close();
+    this.pluginDirWatcher = null;
+    if (!dir) return;
+    try {
+      this.pluginDirWatcher = watch(dir, { recursive: true, persistent: false }, () => {
+        if (this.pluginDirTimer) clearTimeout(this.pluginDirTimer);
+        this.pluginDirTimer = setTimeout(() => void this.reloadPluginDir(), 250);
+      });
+    } catch (err) {
+      this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch the plugin directory; changes need a SIGHUP');
+    }
+  }
+
+  /** Rebuilds from the plugin directory; a compile or apply error keeps the running generation. */
+  async reloadPluginDir(): Promise<boolean> {
+    const dir = this.cfg['plugin-dir'];
+    if (!dir) return false;
+    let hot: Map<string, TiproxyPlugin<never>>;
+    try {
+      hot = await this.compilePluginDir(dir);
+    } catch (err) {
+      const e = err as Error;
+      const where = e instanceof PluginCompileError ? { file: e.file, line: e.line, column: e.column, reason: e.reason } : {};
+      this.logger.error(where, `plugin directory change rejected, keeping generation ${this.generation.id}: ${e.message}`);
+      return false;
+    }
+    try {
+      await this.reload(this.cfg, hot);
+      return true;
+    } catch (err) {
+      this.logger.error(`plugin directory change rejected, keeping generation ${this.generation.id}: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /** The generation new sessions get, and the plugin names it applied. */
+  generationInfo(): { id: number; plugins: readonly string[]; sessionsOnOlder: number } {
+    let older = 0;
+    for (const s of this.sessions.values()) if (s.generation !== this.generation) older++;
+    return { id: this.generation.id, plugins: this.generation.applied, sessionsOnOlder: older };
   }
 
   /**
@@ -244,7 +344,9 @@ export class Kernel implements SessionHost {
     const wait = this.cfg.proxy['graceful-wait-before-shutdown'];
     this.logger.info({ sessions: this.sessions.size, gracefulWait: wait }, 'shutting down');
     if (wait > 0) await sleep(wait * 1000);
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    // close() stops accepting at once; its callback would wait for every open connection (the sessions
+    // closed below), so it must not be awaited here.
+    this.server?.close();
     for (const s of [...this.sessions.values()]) this.sessionIdle(s);
     const timeout = this.cfg.proxy['graceful-close-conn-timeout'] * 1000;
     if (this.sessions.size > 0) {
@@ -253,6 +355,8 @@ export class Kernel implements SessionHost {
     for (const s of [...this.sessions.values()]) {
       s.close({ side: 'proxy', reason: 'shutdown-timeout' });
     }
+    this.pluginDirWatcher?.close();
+    if (this.pluginDirTimer) clearTimeout(this.pluginDirTimer);
     await this.generation.hooks.lifecycle.shutdown.promise({ config: this.cfg });
     this.releaseGeneration(this.generation);
     await this.generation.dispose(this.logger);

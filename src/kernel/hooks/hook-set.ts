@@ -5,7 +5,7 @@ import {
 import type {
   BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
   CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, LifecycleContext, MigrationContext,
-  MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext,
+  MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal,
 } from './hook-types.js';
 
 /**
@@ -31,10 +31,11 @@ export function createHookSet() {
     /**
      * Pick a backend for a new session, a retry or a migration. Taps with lower `stage` run first
      * (routing/isolation plugins before the default balancer at stage 100). Returning undefined passes to
-     * the next tap; returning null means "no backend may serve this session" (the client gets an error).
-     * fail-open.
+     * the next tap; returning { refuse } ends the search and the client gets that error (e.g. "tenant X
+     * has no healthy backend"). A routing plugin that narrows the candidates for later taps replaces
+     * `ctx.backends` via `ctx.restrict()`. fail-open.
      */
-    selectBackend: new AsyncSeriesBailHook<[SelectBackendContext], BackendInfo | null | undefined>(['ctx']),
+    selectBackend: new AsyncSeriesBailHook<[SelectBackendContext], BackendInfo | SelectionRefusal | undefined>(['ctx']),
     /**
      * Hot path, keyed by command byte. Called only for command bytes somebody tapped. Return a
      * CommandReply to answer the client instead of the backend, or undefined to let it through.

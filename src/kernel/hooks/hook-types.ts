@@ -73,8 +73,10 @@ export interface SelectBackendContext {
   readonly reason: 'new-session' | 'retry' | 'migration';
   /** Backends already tried for this session (dial failed), or the one being left. */
   readonly exclude: ReadonlySet<string>;
-  /** Every known backend, healthy or not; selectors filter. */
+  /** Known backends, healthy or not, as narrowed by earlier taps; selectors filter. */
   readonly backends: readonly BackendInfo[];
+  /** Narrows the candidates later taps (e.g. the balancer) see — how routing plugins isolate groups. */
+  restrict(backends: readonly BackendInfo[]): void;
 }
 
 export interface DialOptions {
@@ -112,10 +114,21 @@ export interface CommandContext {
   readonly sql: string;
 }
 
-/** What an onCommand tap may return instead of letting the command through. */
+/**
+ * What an onCommand tap may return instead of letting the command through: an error or OK sent to
+ * the client, or a hold — the session stops reading from the client until the promise settles, then
+ * applies what it resolves to (undefined: forward the command). Holds are for queueing (rate limits);
+ * keep them short.
+ */
 export type CommandReply =
   | { error: Refusal }
-  | { ok: { affectedRows?: number; info?: string } };
+  | { ok: { affectedRows?: number; info?: string } }
+  | { hold: Promise<CommandReply | undefined> };
+
+/** A selectBackend answer that ends the search with a specific error for the client. */
+export interface SelectionRefusal {
+  refuse: Refusal;
+}
 
 export interface ResultContext {
   readonly session: SessionInfo;

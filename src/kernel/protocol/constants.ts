@@ -175,6 +175,8 @@ export const ER_NET_READ_ERROR = 1158;
 export const ER_NET_PACKETS_OUT_OF_ORDER = 1156;
 export const ER_NO_SUCH_THREAD = 1094;
 export const ER_NOT_SUPPORTED_YET = 1235;
+/** MariaDB's "Connection was killed" (SQLSTATE 70100). */
+export const ER_CONNECTION_KILLED = 1927;
 export const ER_SECURE_TRANSPORT_REQUIRED = 3159;
 /** Same number a client library reports when a server connection drops mid-query. */
 export const CR_SERVER_LOST = 2013;

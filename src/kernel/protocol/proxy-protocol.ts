@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 
 /**
  * PROXY protocol v2 (the binary form HAProxy defines): a 16-byte header plus addresses, sent by a load
@@ -48,7 +48,10 @@ export function parseProxyV2(buf: Buffer): ProxyHeaderParse {
     };
   }
   if (family === AF_INET6_STREAM && addrLength >= 36) {
-    const v6 = (off: number) => Array.from({ length: 8 }, (_, k) => buf.readUInt16BE(off + k * 2).toString(16)).join(':');
+    // Canonical text (2001:db8::1, ::ffff:10.1.2.3), the form Node gives socket.remoteAddress.
+    const v6 = (off: number) => new SocketAddress({
+      family: 'ipv6', address: Array.from({ length: 8 }, (_, k) => buf.readUInt16BE(off + k * 2).toString(16)).join(':'),
+    }).address;
     return {
       kind: 'header', length,
       address: { sourceAddress: v6(a), destinationAddress: v6(a + 16), sourcePort: buf.readUInt16BE(a + 32), destinationPort: buf.readUInt16BE(a + 34) },
@@ -62,6 +65,12 @@ function ipv4Bytes(ip: string): number[] {
 }
 
 function ipv6Bytes(ip: string): number[] {
+  // A dotted IPv4 tail (::ffff:10.1.2.3) stands for the last two groups.
+  const lastColon = ip.lastIndexOf(':');
+  if (ip.includes('.', lastColon)) {
+    const [a = 0, b = 0, c = 0, d = 0] = ipv4Bytes(ip.slice(lastColon + 1));
+    ip = `${ip.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
   const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, ''];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];

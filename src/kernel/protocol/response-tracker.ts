@@ -10,13 +10,17 @@ import {
  *
  * The tracker is fed the bytes the server sends, chunk by chunk, in order; it holds a queue of the
  * commands whose responses are outstanding and tells its owner when each response is complete, with the
- * last status flags the server reported. Nothing here allocates after construction.
+ * last status flags the server reported. Nothing here allocates after construction, except to grow the
+ * ring of outstanding commands for a client that pipelines more than 256.
  */
 
 /** Bytes of each packet the tracker needs to classify it (OK: 1 + 9 + 9 + 2 status + 2 warnings). */
 const PREFIX_LENGTH = 32;
-/** Commands pipelined before their responses arrive; more than this is a protocol abuse. */
-const MAX_PIPELINED = 256;
+/**
+ * Initial capacity of the ring of outstanding commands. Clients that pipeline (the MariaDB connectors
+ * send whole batches before reading) can go past it: the ring then doubles, so no response is lost.
+ */
+const INITIAL_PIPELINED = 256;
 
 const enum Phase {
   Idle, // no response outstanding
@@ -63,7 +67,7 @@ export class ResponseTracker {
   private definitionsLeft = 0;
 
   // Ring of outstanding commands.
-  private readonly queue = new Uint8Array(MAX_PIPELINED);
+  private queue = new Uint8Array(INITIAL_PIPELINED);
   private head = 0;
   private count = 0;
 
@@ -89,11 +93,18 @@ export class ResponseTracker {
 
   /** Registers a command just sent to the server that expects a response. */
   expect(command: number): boolean {
-    if (this.count === MAX_PIPELINED) return false;
-    this.queue[(this.head + this.count) % MAX_PIPELINED] = command;
+    if (this.count === this.queue.length) this.growQueue();
+    this.queue[(this.head + this.count) % this.queue.length] = command;
     this.count++;
     if (this.count === 1) this.startResponse(command);
     return true;
+  }
+
+  private growQueue(): void {
+    const next = new Uint8Array(this.queue.length * 2);
+    for (let k = 0; k < this.count; k++) next[k] = this.queue[(this.head + k) % this.queue.length]!;
+    this.queue = next;
+    this.head = 0;
   }
 
   /** The session switched to a fresh backend connection: forget framing state. */
@@ -198,7 +209,7 @@ export class ResponseTracker {
 
   private completeResponse(): void {
     const command = this.queue[this.head]!;
-    this.head = (this.head + 1) % MAX_PIPELINED;
+    this.head = (this.head + 1) % this.queue.length;
     this.count--;
     const status = this.lastStatus;
     const isError = this.lastWasError;

@@ -17,8 +17,12 @@ export interface DialRequest {
   tls: ConnectionOptions;
   /** PROXY v2 header to send first, if any. */
   proxyHeader?: Buffer;
-  /** Capabilities and charset for the SSLRequest, when TLS is used. */
-  capabilities: number;
+  /**
+   * Capabilities and charset for the SSLRequest, when TLS is used. The server keeps the SSLRequest's
+   * capabilities for the whole login (it does not parse those of the HandshakeResponse sent over TLS),
+   * so they must be exactly the ones the login will send: a function gets them from the greeting.
+   */
+  capabilities: number | ((greeting: Greeting) => number);
   charset: number;
 }
 
@@ -82,7 +86,8 @@ export class BackendConnection {
         throw new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr} does not offer TLS, but TLS to backends is required`);
       }
       if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false);
-      channel.write(buildSslRequest(req.capabilities, 1 << 24, req.charset), 1);
+      const sslCapabilities = typeof req.capabilities === 'function' ? req.capabilities(greeting) : req.capabilities;
+      channel.write(buildSslRequest(sslCapabilities, 1 << 24, req.charset), 1);
       const leftover = channel.detach();
       if (leftover.length > 0) throw new BackendError(ER_PROXY_BACKEND_HANDSHAKE, `backend ${backend.addr} sent data before TLS started`);
       const secure = await new Promise<TLSSocket>((resolve, reject) => {

@@ -76,10 +76,19 @@ export class ClientConnection {
     }
   }
 
-  /** Starts TLS as the server on the same socket (after the client's SSLRequest). */
-  async startTls(context: SecureContext, requestCert: boolean, timeoutMs: number): Promise<void> {
+  /**
+   * Starts TLS as the server on the same socket (after the client's SSLRequest). `early` is what the
+   * client sent right behind the SSLRequest (usually its TLS ClientHello, often in the same TCP read):
+   * it goes back into the socket so the TLS layer reads it first.
+   */
+  async startTls(context: SecureContext, requestCert: boolean, timeoutMs: number, early: Buffer = Buffer.alloc(0)): Promise<void> {
     const raw = this.socket;
     raw.off('data', this.onData);
+    if (early.length > 0) {
+      // Paused, so the bytes stay buffered until the TLSSocket reads them (an unread flowing stream would drop them).
+      raw.pause();
+      raw.unshift(early);
+    }
     const secure = new TLSSocket(raw, { isServer: true, secureContext: context, requestCert, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`TLS handshake timed out after ${timeoutMs} ms`)), timeoutMs);

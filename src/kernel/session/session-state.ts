@@ -31,8 +31,8 @@ export class SessionState {
   localInfile = false;
   /** Statement id of the COM_STMT_EXECUTE that asked for a cursor, until its response. */
   private cursorRequestedFor = -1;
-  /** SQL of the COM_STMT_PREPARE in flight. */
-  private preparingSql: Buffer | null = null;
+  /** SQL of each COM_STMT_PREPARE in flight, oldest first (clients may pipeline several). */
+  private readonly preparingSql: Buffer[] = [];
   /** Client id -> backend id translation is needed (some statement was re-prepared elsewhere). */
   idsTranslated = false;
 
@@ -46,13 +46,17 @@ export class SessionState {
   }
 
   prepareSent(sql: Buffer): void {
-    this.preparingSql = sql;
+    this.preparingSql.push(sql);
   }
 
   prepared(backendId: number, params: number, columns: number): void {
-    const sql = this.preparingSql ?? Buffer.alloc(0);
-    this.preparingSql = null;
+    const sql = this.preparingSql.shift() ?? Buffer.alloc(0);
     this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns });
+  }
+
+  /** A COM_STMT_PREPARE was answered with an ERR: its SQL is not a statement. */
+  prepareFailed(): void {
+    this.preparingSql.shift();
   }
 
   executeSent(clientId: number, wantsCursor: boolean): void {
@@ -95,7 +99,7 @@ export class SessionState {
     this.longData.clear();
     this.localInfile = false;
     this.cursorRequestedFor = -1;
-    this.preparingSql = null;
+    this.preparingSql.length = 0;
     this.idsTranslated = false;
     this.status = SERVER_STATUS_AUTOCOMMIT;
   }

@@ -13,12 +13,12 @@ import {
   COM_DELAYED_INSERT, COM_INIT_DB, COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE,
   COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
   COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, COM_TABLE_DUMP, COM_TIME, COMMAND_NAMES,
-  CR_SERVER_LOST, CURSOR_TYPE_READ_ONLY, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET,
+  CR_SERVER_LOST, CURSOR_TYPE_READ_ONLY, DEFAULT_CHARSET_ID, ER_CONNECTION_KILLED, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET,
   ER_PROXY_BACKEND_TLS, ER_PROXY_NO_BACKEND, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, MYSQL_NATIVE_PASSWORD,
   PROXY_AUTH_SWITCH_TRIGGER, PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
   SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
-import { COMMAND_PREFIX_LENGTH, CommandReader, FORWARD, INTERCEPT, type CommandAction } from '../protocol/command-reader.js';
+import { CommandReader, FORWARD, INTERCEPT, type CommandAction } from '../protocol/command-reader.js';
 import {
   buildChangeUser, buildGreeting, buildHandshakeResponse, isSslRequest, parseChangeUser, parseHandshakeResponse,
   type HandshakeResponse,
@@ -61,7 +61,8 @@ export class Session implements ResponseListener, SessionInfo {
   user = '';
   database = '';
   capabilities = 0;
-  readonly logger: Logger;
+  /** Rebound once if a PROXY v2 header names the real client (see greetAndReadResponse). */
+  logger: Logger;
   readonly state = new SessionState();
   readonly client: ClientConnection;
   backendConn: BackendConnection | null = null;
@@ -80,6 +81,10 @@ export class Session implements ResponseListener, SessionInfo {
   private commandStartedAt = 0n;
   private backendCapabilities = 0;
   private handshakeTimer: NodeJS.Timeout | null = null;
+  /** Id of the session whose KILL CONNECTION for this one went to our shared backend (0 = none). */
+  killedBy = 0;
+  /** The session this one just asked the backend to KILL CONNECTION; cleared when the KILL's reply arrives. */
+  private killTarget: Session | null = null;
 
   constructor(readonly id: number, socket: import('node:net').Socket, private readonly host: SessionHost) {
     const config = host.config();
@@ -172,9 +177,18 @@ export class Session implements ResponseListener, SessionInfo {
     }), 0);
     const timeoutMs = config.proxy['handshake-timeout'] * 1000;
     let packet = await this.clientQueue.read(timeoutMs, 'handshake response');
+    // An inbound PROXY v2 header came ahead of this packet: from here on, log under the address it named.
+    const client = `${this.client.remoteAddress}:${this.client.remotePort}`;
+    if (this.logger.bindings().client !== client) this.logger = this.host.logger.child({ conn: this.id, client });
     if (isSslRequest(packet.payload)) {
       if (!(offered & CLIENT_SSL) || !tlsContext) throw new ClientError(ER_HANDSHAKE_ERROR, 'client requested TLS, which this proxy does not offer');
-      await this.client.startTls(tlsContext, this.host.serverTlsRequestsCert(), timeoutMs);
+      // The ClientHello may already sit in the queue behind the SSLRequest: hand it to the TLS layer.
+      try {
+        await this.client.startTls(tlsContext, this.host.serverTlsRequestsCert(), timeoutMs, this.clientQueue.drain());
+      } catch (err) {
+        // The client's TLS (version, ciphers, certificate) failed: its side, not a backend problem.
+        throw new ClientError(ER_HANDSHAKE_ERROR, `TLS handshake with the client failed: ${(err as Error).message}`, undefined, { cause: err });
+      }
       packet = await this.clientQueue.read(timeoutMs, 'handshake response');
     }
     let handshake: HandshakeResponse;
@@ -236,7 +250,7 @@ export class Session implements ResponseListener, SessionInfo {
     this.host.sessionIdle(this);
   }
 
-  private backendCapabilitiesFor(conn: BackendConnection): number {
+  private backendCapabilitiesFor(conn: Pick<BackendConnection, 'backend' | 'greeting' | 'tls'>): number {
     const backendOffers = conn.greeting.capabilities;
     const missing = this.capabilities & FORMAT_CAPABILITIES & ~backendOffers;
     if (missing) {
@@ -263,7 +277,9 @@ export class Session implements ResponseListener, SessionInfo {
       );
       try {
         const conn = await BackendConnection.dial({
-          backend, options, tls: this.host.backendTlsOptions(), capabilities: this.capabilities, charset: DEFAULT_CHARSET_ID,
+          backend, options, tls: this.host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID,
+          // The SSLRequest must announce what loginBackend's HandshakeResponse will carry.
+          capabilities: (greeting) => this.backendCapabilitiesFor({ backend, greeting, tls: true }),
           ...(options.proxyProtocol ? {
             proxyHeader: buildProxyV2({
               sourceAddress: this.client.remoteAddress, sourcePort: this.client.remotePort,
@@ -287,17 +303,25 @@ export class Session implements ResponseListener, SessionInfo {
   }
 
   private async selectBackend(reason: 'new-session' | 'retry' | 'migration', exclude: ReadonlySet<string>): Promise<BackendRecord | null> {
-    const all = this.host.backends.list();
-    const chosen = await this.generation.hooks.selectBackend.promise({ session: this, reason, exclude, backends: all });
-    if (chosen === null) return null;
+    let candidates: readonly BackendInfo[] = this.host.backends.list();
+    const chosen = await this.generation.hooks.selectBackend.promise({
+      session: this, reason, exclude,
+      get backends() {
+        return candidates;
+      },
+      restrict(list) {
+        candidates = list;
+      },
+    });
+    if (chosen && 'refuse' in chosen) throw refusalError(chosen.refuse);
     if (chosen) return this.host.backends.get(chosen.addr) ?? null;
     // No selector plugin answered: any eligible backend, fewest connections first.
-    let best: BackendRecord | null = null;
-    for (const b of all) {
+    let best: BackendInfo | null = null;
+    for (const b of candidates) {
       if (!b.healthy || b.draining || exclude.has(b.addr)) continue;
       if (!best || b.connections < best.connections) best = b;
     }
-    return best;
+    return best ? this.host.backends.get(best.addr) ?? null : null;
   }
 
   // ---- the pump ------------------------------------------------------------------------------------
@@ -385,6 +409,10 @@ export class Session implements ResponseListener, SessionInfo {
       case COM_PING:
         if (this.host.shuttingDown) return INTERCEPT;
         break;
+      case COM_INIT_DB:
+        // A database name longer than the prefix shown here is captured whole, so the session learns it.
+        if (length > avail) return INTERCEPT;
+        break;
       default:
         if (UNSUPPORTED_COMMANDS.has(command)) return INTERCEPT;
     }
@@ -423,12 +451,42 @@ export class Session implements ResponseListener, SessionInfo {
     const command = payload[0]!;
     if (this.generation.commandTapped[command]) {
       const reply = this.runCommandHook(command, payload);
-      if (reply) {
-        if ('error' in reply) this.replyError(seq, reply.error.code, reply.error.message, reply.error.sqlState);
-        else this.client.writePacket(buildOkPayload(this.state.status, { affectedRows: reply.ok.affectedRows ?? 0, info: reply.ok.info ?? '' }), seq + 1);
-        return true;
+      if (reply && 'hold' in reply) {
+        void this.awaitHold(reply.hold, payload, seq);
+        return false;
       }
+      if (reply) return this.answerCommand(reply, seq);
     }
+    return this.handleCommand(payload, seq);
+  }
+
+  /** Sends a plugin's ERR/OK answer instead of forwarding the command. */
+  private answerCommand(reply: Exclude<CommandReply, { hold: unknown }>, seq: number): true {
+    if ('error' in reply) this.replyError(seq, reply.error.code, reply.error.message, reply.error.sqlState);
+    else this.client.writePacket(buildOkPayload(this.state.status, { affectedRows: reply.ok.affectedRows ?? 0, info: reply.ok.info ?? '' }), seq + 1);
+    return true;
+  }
+
+  /** A plugin held the command (queueing): reading from the client waits until it decides. */
+  private async awaitHold(hold: Promise<CommandReply | undefined>, payload: Buffer, seq: number): Promise<void> {
+    // The payload may be a view into a socket chunk; keep our own copy while we wait.
+    const own = Buffer.from(payload);
+    let reply: CommandReply | undefined;
+    try {
+      reply = await hold;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'a plugin hold failed; the command goes through');
+    }
+    if (this.phase === 'closed') return;
+    if (reply && 'hold' in reply) reply = undefined;
+    if (reply) this.answerCommand(reply, seq);
+    else if (!this.handleCommand(own, seq)) return;
+    this.reader.resume();
+  }
+
+  /** The kernel's own handling of an intercepted command; false when it continues asynchronously. */
+  private handleCommand(payload: Buffer, seq: number): boolean {
+    const command = payload[0]!;
     switch (command) {
       case COM_QUIT:
         this.close({ side: 'client', reason: 'client-quit' });
@@ -479,7 +537,7 @@ export class Session implements ResponseListener, SessionInfo {
   }
 
   private forwardCommand(payload: Buffer, seq: number): void {
-    this.noteCommand(payload[0]!, payload, 0, Math.min(payload.length, COMMAND_PREFIX_LENGTH), payload.length);
+    this.noteCommand(payload[0]!, payload, 0, payload.length, payload.length);
     this.forward(framePackets(payload, seq).packet);
   }
 
@@ -498,6 +556,11 @@ export class Session implements ResponseListener, SessionInfo {
       const sql = Buffer.from(`\u0003${formatKill(kill, target.backendConn.connectionId)}`, 'utf8');
       sql[0] = COM_QUERY;
       this.logger.debug({ target: kill.id, backendThread: target.backendConn.connectionId }, 'KILL mapped to backend thread');
+      if (kill.scope === 'connection') {
+        // The backend will just drop the target's connection: remember why, so it is not taken for a lost backend.
+        target.killedBy = this.id;
+        this.killTarget = target;
+      }
       this.forwardCommand(sql, seq);
       return true;
     }
@@ -577,12 +640,20 @@ export class Session implements ResponseListener, SessionInfo {
 
   onResponseComplete(command: number, status: number, isError: boolean): void {
     this.state.applyStatus(status);
+    if (this.killTarget) {
+      // A refused KILL (e.g. not the owner) killed nothing.
+      if (isError && this.killTarget.killedBy === this.id) this.killTarget.killedBy = 0;
+      this.killTarget = null;
+    }
     switch (command) {
       case COM_STMT_EXECUTE:
         this.state.executeDone(status);
         break;
       case COM_STMT_FETCH:
         this.state.fetchDone(this.fetchStatementId, status, isError);
+        break;
+      case COM_STMT_PREPARE:
+        if (isError) this.state.prepareFailed();
         break;
       case COM_RESET_CONNECTION:
         if (!isError) this.state.reset();
@@ -636,6 +707,13 @@ export class Session implements ResponseListener, SessionInfo {
   private readonly onBackendClose = (): void => {
     if (this.phase === 'closed') return;
     const addr = this.backendConn?.backend.addr ?? 'backend';
+    if (this.killedBy) {
+      // KILL CONNECTION from another session, carried out by the backend: it closes without a word.
+      const waiting = this.tracker.pending > 0 && !this.tracker.midPacket;
+      this.close({ side: 'client', reason: 'killed', detail: `KILL from session ${this.killedBy}` },
+        waiting ? new BackendError(ER_CONNECTION_KILLED, 'Connection was killed', '70100') : undefined, this.tracker.nextSeq);
+      return;
+    }
     if (this.tracker.pending > 0 && !this.tracker.midPacket) {
       // The client is waiting for a response: give it an error in sequence instead of a bare close.
       this.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed during a command` },

@@ -3,9 +3,14 @@
 // (security.server-tls / sql-tls / require-backend-tls), and mysql2 plus the `mariadb` CLI as clients.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
+import { CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, DEFAULT_CHARSET_ID } from '../../../src/kernel/protocol/constants.js';
+import { buildSslRequest } from '../../../src/kernel/protocol/handshake-packets.js';
+import { framePackets } from '../../../src/kernel/protocol/payload-writer.js';
 import { makeCertificates, type Certificates } from '../../harness/certs.js';
 import { runMariadbCli } from '../../harness/mariadb-cli.js';
 import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../harness/mariadb.js';
@@ -45,10 +50,10 @@ async function connectError(options: mysql.ConnectionOptions): Promise<MysqlErro
 }
 
 /** Waits until a log line matches (logs are written asynchronously after the client sees the outcome). */
-async function waitForLog(proxy: TestProxy, match: (l: LogLine) => boolean, timeoutMs = 3000): Promise<LogLine> {
+async function waitForLog(proxy: TestProxy, match: (l: LogLine) => boolean, from = 0, timeoutMs = 3000): Promise<LogLine> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const line = proxy.logs.find(match);
+    const line = proxy.logs.slice(from).find(match);
     if (line) return line;
     if (Date.now() > deadline) assert.fail(`no matching log line; logs:\n${proxy.logs.map((l) => JSON.stringify(l)).join('\n')}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -117,6 +122,37 @@ describe('TLS', () => {
       }
     });
 
+    it('an SSLRequest and the TLS ClientHello in one TCP segment still make a TLS session', async () => {
+      // Regression: the ClientHello used to stay in the proxy's packet queue and the TLS handshake hung.
+      const raw = netConnect({ host: proxy.host, port: proxy.port });
+      raw.on('error', () => {});
+      try {
+        await new Promise<void>((resolve, reject) => {
+          raw.once('data', () => resolve()); // the greeting (one small packet)
+          raw.once('error', reject);
+        });
+        raw.cork();
+        raw.write(framePackets(buildSslRequest(CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH, 1 << 24, DEFAULT_CHARSET_ID), 1).packet);
+        const secure = tlsConnect({ socket: raw, ca, servername: undefined, checkServerIdentity: () => undefined });
+        setImmediate(() => raw.uncork()); // after the ClientHello was queued behind the SSLRequest
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('TLS handshake did not complete')), 3000);
+          secure.once('secureConnect', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          secure.once('error', (err) => {
+            clearTimeout(timer);
+            reject(err);
+          });
+        });
+        assert.ok(secure.authorized, String(secure.authorizationError));
+        secure.destroy();
+      } finally {
+        raw.destroy();
+      }
+    });
+
     it('TLS is optional: a plaintext client works on the same proxy (and its backend leg stays plaintext)', async () => {
       const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD });
       try {
@@ -137,16 +173,21 @@ describe('TLS', () => {
       });
       assert.match(err.message, /protocol|version/i, `unexpected error: ${err.message}`);
       const closed = await waitForLog(proxy, (l) => l.msg === 'session closed' && typeof l.detail === 'string' && /version|protocol/i.test(l.detail));
-      assert.equal(closed.side, 'client');
+      assert.equal(closed.side, 'client', 'a client TLS failure is the client\'s side');
+      assert.match(closed.detail as string, /TLS handshake with the client failed/);
     });
 
     it('min-tls-version 1.2 refuses the mariadb CLI with --tls-version=TLSv1.1', async () => {
+      const from = proxy.logs.length;
       const r = await runMariadbCli([
         '-h127.0.0.1', `-P${proxy.port}`, `-u${ROOT_USER}`, `-p${ROOT_PASSWORD}`,
         '--ssl', `--ssl-ca=${certs.caCert}`, '--tls-version=TLSv1.1', '-e', 'SELECT 1',
       ]);
       assert.notEqual(r.code, 0, `the CLI connected over TLSv1.1: ${r.stdout}`);
-      assert.match(r.stderr, /ERROR 2026|SSL|TLS/i);
+      assert.match(r.stderr, /ERROR 2026 .*protocol version/);
+      // The refusal is the proxy's (it answers with a protocol_version alert), not the client library's.
+      const closed = await waitForLog(proxy, (l) => l.msg === 'session closed' && /unsupported protocol/.test(String(l.detail)), from);
+      assert.equal(closed.side, 'client');
     });
 
     it('a TLSv1.2 client is accepted at min-tls-version 1.2', async () => {
@@ -182,7 +223,7 @@ describe('TLS', () => {
       const noTls = await proxyFor(tlsDb, {});
       // mysql2 refuses on its own when the server does not offer TLS; the CLI with --ssl does too.
       const err = await connectError({ host: noTls.host, port: noTls.port, user: ROOT_USER, password: ROOT_PASSWORD, ssl: { ca } });
-      assert.match(err.message, /ssl|tls/i);
+      assert.match(err.message, /does not support secure connection|ssl|tls/i);
     });
   });
 
@@ -233,9 +274,12 @@ describe('TLS', () => {
       } finally {
         await c.end();
       }
-      // The same backend refuses a plaintext client under follow-client (the backend's own error reaches it).
+      // Under follow-client a plaintext client gets a plaintext backend leg, which the backend refuses with
+      // its own error: MariaDB says 1045 "Access denied", exactly as it does to a direct plaintext client.
       const err = await connectError({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD });
-      assert.match(err.message, /secure transport|--require_secure_transport/i, `got ${err.errno}: ${err.message}`);
+      const direct = await connectError({ host: '127.0.0.1', port: requireTlsDb.port, user: ROOT_USER, password: ROOT_PASSWORD });
+      assert.equal(err.errno, direct.errno);
+      assert.equal(err.message, direct.message);
     });
   });
 });

@@ -155,9 +155,25 @@ describe('connection handling', () => {
       await b.query(`KILL CONNECTION ${aId}`);
       const err = await sleeping;
       assert.ok(Date.now() - started < 5000, `ended quickly: ${err.message}`);
+      assert.equal(err.errno, 1927, err.message);
+      assert.match(err.message, /Connection was killed/);
       await waitFor('A\'s session to end', () => !proxy.kernel.sessions.has(aId));
       await expectClosedLog(proxy, aId, 'client', 'killed');
       assert.equal(await port(b), db1.port);
+    });
+
+    it('a KILL CONNECTION the backend refuses (not the owner) kills nothing and leaves no mark', async () => {
+      await db1.query(`CREATE USER IF NOT EXISTS 'limited'@'%' IDENTIFIED BY 'limited-pw'`);
+      await db1.query(`GRANT SELECT ON ${TEST_DATABASE}.* TO 'limited'@'%'`);
+      const a = await connect(proxy);
+      const weak = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: 'limited', password: 'limited-pw' });
+      weak.on('error', () => {});
+      open.push(weak);
+      const err = await rejection(weak.query(`KILL CONNECTION ${a.threadId}`));
+      assert.equal(err.errno, 1095, err.message);
+      assert.equal(proxy.kernel.sessions.get(a.threadId!)?.killedBy, 0);
+      assert.equal(await port(a), db1.port);
+      assert.equal(await port(weak), db1.port);
     });
 
     it('KILL of an id that is not a proxy session reaches the backend (1094 Unknown thread id)', async () => {
@@ -294,12 +310,21 @@ describe('connection handling', () => {
       await new Promise<void>((r) => silent.close(() => r()));
     });
 
-    async function everyClientReachesTheRealOne(backends: string[], clients: number): Promise<void> {
+    /** Connects `clients` clients (kept open, so the broken backend always has the fewest connections). */
+    async function everyClientReachesTheRealOne(backends: string[], clients: number, failure: RegExp): Promise<void> {
       const proxy = await startProxy({ backends, config: withBase({ proxy: { 'backend-connect-timeout': 1 } }), logLevel: 'info' });
       try {
         for (let i = 0; i < clients; i++) {
+          const started = Date.now();
           const c = await connect(proxy);
+          assert.ok(Date.now() - started < 2500, `client ${i} took ${Date.now() - started} ms`);
           assert.equal(await port(c), db1.port);
+        }
+        const failed = proxy.logs.filter((l) => l.msg === 'backend dial failed');
+        assert.ok(failed.length >= clients - 1, `the broken backend was tried: ${JSON.stringify(failed)}`);
+        for (const l of failed) {
+          assert.equal(l['backend'], backends[0]);
+          assert.match(String(l['err']), failure);
         }
       } finally {
         await closeAll();
@@ -308,13 +333,12 @@ describe('connection handling', () => {
     }
 
     it('a backend that accepts and never greets is given up after backend-connect-timeout; the next one is used', async () => {
-      await everyClientReachesTheRealOne([`127.0.0.1:${silentPort}`, addr(db1)], 3);
-      assert.ok(true);
+      await everyClientReachesTheRealOne([`127.0.0.1:${silentPort}`, addr(db1)], 3, /timed out/);
     });
 
     it('a closed port is skipped and the next backend is used', async () => {
       const closed = await freePort();
-      await everyClientReachesTheRealOne([`127.0.0.1:${closed}`, addr(db1)], 4);
+      await everyClientReachesTheRealOne([`127.0.0.1:${closed}`, addr(db1)], 4, /ECONNREFUSED/);
     });
 
     it('with no reachable backend the client gets 9001 naming the address, quickly; the proxy keeps accepting', async () => {
