@@ -4,7 +4,7 @@
  */
 export { definePlugin } from './kernel/plugins/plugin-definition.js';
 export type {
-  BackendDirectory, JsonSchema, PluginContext, SessionDirectory, TiproxyPlugin,
+  BackendDirectory, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, SessionDirectory, TiproxyPlugin,
 } from './kernel/plugins/plugin-definition.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';

@@ -10,7 +10,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { buildGeneration, type Generation, type PluginResolver } from './plugins/generation.js';
 import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
 import type { TiproxyPlugin } from './plugins/plugin-definition.js';
-import type { BackendDirectory, SessionDirectory } from './plugins/plugin-definition.js';
+import type { BackendDirectory, MigrationDirectory, MigrationRequest, SessionDirectory } from './plugins/plugin-definition.js';
 import type { PluginErrorCounts } from './plugins/plugin-isolation.js';
 import {
   CLIENT_PROTOCOL_41, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
@@ -39,6 +39,12 @@ export class Kernel implements SessionHost {
   readonly sessions = new Map<number, Session>();
   readonly pluginErrors: PluginErrorCounts = new Map();
   shuttingDown = false;
+  /**
+   * Sessions asked to move (by the balancer, drains, the admin API), carried out at their next safe
+   * point by the migration mechanism; counted per reason.
+   */
+  readonly migrationRequests = new Map<number, MigrationRequest>();
+  readonly migrationRequestCounts = new Map<string, number>();
   private cfg: FrozenConfig;
   private generation!: Generation;
   private generationCounter = 0;
@@ -98,6 +104,7 @@ export class Kernel implements SessionHost {
       logger: this.logger,
       backendsFor: (name) => this.backendDirectory(name),
       sessions: this.sessionDirectory(),
+      migrations: this.migrationDirectory(),
       errorCounts: this.pluginErrors,
     });
   }
@@ -121,6 +128,21 @@ export class Kernel implements SessionHost {
       get: (id) => this.sessions.get(id),
       count: () => this.sessions.size,
     };
+  }
+
+  private migrationDirectory(): MigrationDirectory {
+    return {
+      request: (sessionId, reason, to) => this.requestMigration(sessionId, reason, to),
+      pending: () => [...this.migrationRequests.values()],
+    };
+  }
+
+  requestMigration(sessionId: number, reason: string, to?: string): boolean {
+    if (!this.sessions.has(sessionId) || this.migrationRequests.has(sessionId)) return false;
+    this.migrationRequests.set(sessionId, { sessionId, reason, requestedAt: Date.now(), ...(to ? { to } : {}) });
+    this.migrationRequestCounts.set(reason, (this.migrationRequestCounts.get(reason) ?? 0) + 1);
+    this.logger.debug({ conn: sessionId, reason, to }, 'migration requested');
+    return true;
   }
 
   private publishBackendEvent(event: BackendEvent): void {
@@ -194,6 +216,7 @@ export class Kernel implements SessionHost {
 
   sessionClosed(session: Session, _reason: CloseReason): void {
     this.sessions.delete(session.id);
+    this.migrationRequests.delete(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ConfigError, configErrorFromAjv } from '../config/config-error.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import { createHookSet, type HookSet } from '../hooks/hook-set.js';
-import type { BackendDirectory, PluginContext, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
+import type { BackendDirectory, MigrationDirectory, PluginContext, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
 import { isolateHooks, type PluginErrorCounts } from './plugin-isolation.js';
 
 /** What the kernel lends each generation's plugins. */
@@ -11,6 +11,7 @@ export interface GenerationServices {
   logger: Logger;
   backendsFor(pluginName: string): BackendDirectory;
   sessions: SessionDirectory;
+  migrations: MigrationDirectory;
   errorCounts: PluginErrorCounts;
 }
 
@@ -95,7 +96,7 @@ export async function buildGeneration(
     const logger = services.logger.child({ plugin: plugin.name });
     const ctx: PluginContext<never> = {
       hooks, config: pluginConfig as never, proxyConfig: config, backends: services.backendsFor(plugin.name),
-      sessions: services.sessions, logger, onDispose: (fn) => generation.addDisposer(fn),
+      sessions: services.sessions, migrations: services.migrations, logger, onDispose: (fn) => generation.addDisposer(fn),
     };
     try {
       await plugin.apply(ctx);

@@ -22,6 +22,23 @@ export interface SessionDirectory {
   count(): number;
 }
 
+/** A request to move a session to another backend at its next safe point. */
+export interface MigrationRequest {
+  readonly sessionId: number;
+  /** Why (logged and counted): "rebalance", "drain", "unhealthy", "admin", … */
+  readonly reason: string;
+  /** A specific target backend; otherwise selectBackend picks one (reason "migration"). */
+  readonly to?: string;
+  readonly requestedAt: number;
+}
+
+export interface MigrationDirectory {
+  /** Asks the kernel to move a session; false if the session does not exist or already has a request. */
+  request(sessionId: number, reason: string, to?: string): boolean;
+  /** Requests not yet carried out. */
+  pending(): readonly MigrationRequest[];
+}
+
 /** Everything a plugin's apply() receives. */
 export interface PluginContext<C> {
   readonly hooks: HookSet;
@@ -31,6 +48,7 @@ export interface PluginContext<C> {
   readonly proxyConfig: FrozenConfig;
   readonly backends: BackendDirectory;
   readonly sessions: SessionDirectory;
+  readonly migrations: MigrationDirectory;
   /** A pino child logger bound to { plugin: name }. */
   readonly logger: Logger;
   /** Runs when this plugin's generation is retired (timers, watchers, sockets). */
