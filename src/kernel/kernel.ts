@@ -17,8 +17,14 @@ import {
 } from './protocol/constants.js';
 import { framePackets } from './protocol/payload-writer.js';
 import { buildErrPayload } from './protocol/response-packets.js';
+import { migrateSession } from './session/migration.js';
 import { Session } from './session/session.js';
 import type { SessionHost } from './session/session-host.js';
+
+/** Migrations running at once; more requests wait their turn. */
+const MAX_CONCURRENT_MIGRATIONS = 32;
+/** A session whose migration failed or was vetoed is left alone this long. */
+const MIGRATION_RETRY_DELAY_MS = 3000;
 
 /** Announced before any backend has been seen (and when `proxy.server-version` is empty). */
 const FALLBACK_SERVER_VERSION = '8.0.11-tiproxy';
@@ -45,6 +51,12 @@ export class Kernel implements SessionHost {
    */
   readonly migrationRequests = new Map<number, MigrationRequest>();
   readonly migrationRequestCounts = new Map<string, number>();
+  /** Finished migrations by "<reason>/<result>" (succeeded, failed, vetoed). */
+  readonly migrationResults = new Map<string, number>();
+  private readonly migrating = new Set<number>();
+  /** A session whose migration failed is not tried again before this time. */
+  private readonly migrationRetryAt = new Map<number, number>();
+  private migrationTimer: NodeJS.Timeout | null = null;
   private cfg: FrozenConfig;
   private generation!: Generation;
   private generationCounter = 0;
@@ -142,7 +154,50 @@ export class Kernel implements SessionHost {
     this.migrationRequests.set(sessionId, { sessionId, reason, requestedAt: Date.now(), ...(to ? { to } : {}) });
     this.migrationRequestCounts.set(reason, (this.migrationRequestCounts.get(reason) ?? 0) + 1);
     this.logger.debug({ conn: sessionId, reason, to }, 'migration requested');
+    setImmediate(() => this.scheduleMigrations());
     return true;
+  }
+
+  /** Starts pending migrations of sessions that are at a safe point, up to the concurrency limit. */
+  private scheduleMigrations(): void {
+    for (const id of [...this.migrationRequests.keys()]) {
+      if (this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return;
+      const session = this.sessions.get(id);
+      if (!session) this.migrationRequests.delete(id);
+      else this.tryMigrate(session);
+    }
+  }
+
+  private tryMigrate(session: Session): void {
+    const request = this.migrationRequests.get(session.id);
+    if (!request || this.migrating.has(session.id) || this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return;
+    if ((this.migrationRetryAt.get(session.id) ?? 0) > Date.now() || session.unsafeReason() !== null) return;
+    this.migrating.add(session.id);
+    void migrateSession(session, request, (addr) => this.backends.get(addr))
+      .then((outcome) => {
+        const key = `${request.reason}/${outcome.result}`;
+        this.migrationResults.set(key, (this.migrationResults.get(key) ?? 0) + 1);
+        const fields = { from: outcome.from.addr, to: outcome.to.addr, reason: request.reason, durationMs: outcome.durationMs, error: outcome.error };
+        if (outcome.result === 'succeeded') {
+          session.logger.info(fields, 'session migrated');
+          this.migrationRequests.delete(session.id);
+          this.migrationRetryAt.delete(session.id);
+        } else {
+          session.logger[outcome.result === 'failed' ? 'warn' : 'info'](fields, `migration ${outcome.result}: ${outcome.error ?? ''}`);
+          this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
+        }
+        session.generation.hooks.afterMigrate.call(outcome);
+      })
+      .catch((err: unknown) => session.logger.error({ err }, 'migration crashed'))
+      .finally(() => {
+        this.migrating.delete(session.id);
+        this.scheduleMigrations();
+      });
+  }
+
+  /** Migrations running now. */
+  get migrationsInFlight(): number {
+    return this.migrating.size;
   }
 
   private publishBackendEvent(event: BackendEvent): void {
@@ -217,6 +272,7 @@ export class Kernel implements SessionHost {
   sessionClosed(session: Session, _reason: CloseReason): void {
     this.sessions.delete(session.id);
     this.migrationRequests.delete(session.id);
+    this.migrationRetryAt.delete(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 
@@ -229,6 +285,7 @@ export class Kernel implements SessionHost {
       this.releaseGeneration(old);
     }
     if (this.shuttingDown && session.unsafeReason() === null) session.close({ side: 'proxy', reason: 'shutdown' });
+    else if (this.migrationRequests.size > 0) this.tryMigrate(session);
   }
 
   // ---- listening -----------------------------------------------------------------------------------
@@ -249,6 +306,9 @@ export class Kernel implements SessionHost {
     const bound = server.address();
     const result = typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : { host, port };
     this.logger.info({ addr: `${result.host}:${result.port}` }, 'listening for MySQL clients');
+    // Sessions that stay idle never reach sessionIdle again: retry their pending migrations periodically.
+    this.migrationTimer = setInterval(() => this.scheduleMigrations(), 1000);
+    this.migrationTimer.unref();
     await this.generation.hooks.lifecycle.ready.promise({ config: this.cfg });
     return result;
   }
@@ -380,6 +440,7 @@ export class Kernel implements SessionHost {
     }
     this.pluginDirWatcher?.close();
     if (this.pluginDirTimer) clearTimeout(this.pluginDirTimer);
+    if (this.migrationTimer) clearInterval(this.migrationTimer);
     await this.generation.hooks.lifecycle.shutdown.promise({ config: this.cfg });
     this.releaseGeneration(this.generation);
     await this.generation.dispose(this.logger);

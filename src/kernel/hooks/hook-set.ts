@@ -5,7 +5,7 @@ import {
 import type {
   BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
   CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, LifecycleContext, MigrationContext,
-  MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal,
+  MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal, StateTransferContext,
 } from './hook-types.js';
 
 /**
@@ -46,10 +46,10 @@ export function createHookSet() {
     onResult: new SyncHook<[ResultContext]>(['ctx']),
     /** A session is about to move. Return a veto to refuse or postpone. fail-closed (a throwing tap vetoes). */
     beforeMigrate: new AsyncSeriesBailHook<[MigrationContext], MigrationVeto | undefined>(['ctx']),
-    /** Export session state from the old backend into the state object. fail-closed. */
-    captureState: new AsyncSeriesWaterfallHook<[Record<string, unknown>, MigrationContext]>(['state', 'ctx']),
-    /** Apply the captured state on the new backend. fail-closed. */
-    restoreState: new AsyncSeriesHook<[Record<string, unknown>, MigrationContext]>(['state', 'ctx']),
+    /** Export session state from the old backend (ctx.source) into the state object. fail-closed. */
+    captureState: new AsyncSeriesWaterfallHook<[Record<string, unknown>, StateTransferContext]>(['state', 'ctx']),
+    /** Apply the captured state on the new backend (ctx.target). fail-closed: any error fails the migration. */
+    restoreState: new AsyncSeriesHook<[Record<string, unknown>, StateTransferContext]>(['state', 'ctx']),
     /** A migration ended (succeeded, failed or vetoed). fail-open. */
     afterMigrate: new SyncHook<[MigrationOutcome]>(['outcome']),
     /** A backend was added, removed, changed health, drain state or labels. fail-open. */

@@ -99,9 +99,19 @@ export type BackendCredentials =
   | { kind: 'cleartext'; user: string; password: string }
   | { kind: 'token'; user: string; plugin: string; data: Buffer };
 
+/** The last authentication exchange the proxy relayed for a session (salt from the backend, client's answer). */
+export interface AuthExchange {
+  readonly plugin: string;
+  readonly salt: Buffer;
+  readonly reply: Buffer;
+  /** The client used TLS for it. */
+  readonly tls: boolean;
+}
+
 export interface CredentialsContext {
   readonly session: SessionInfo;
   readonly backend: BackendInfo;
+  readonly authExchange: AuthExchange | null;
 }
 
 export interface CommandContext {
@@ -146,6 +156,39 @@ export interface MigrationContext {
   readonly from: BackendInfo;
   readonly to: BackendInfo;
   readonly reason: string;
+}
+
+/** Rows of a query the proxy ran itself; values are UTF-8 text or null. */
+export interface SqlResult {
+  columns: string[];
+  rows: Array<Array<string | null>>;
+  affectedRows: number;
+  status: number;
+}
+
+/** The proxy's own SQL on a backend connection during a migration. Throws BackendError on ERR. */
+export interface BackendSql {
+  readonly addr: string;
+  query(sql: string): Promise<SqlResult>;
+  prepare(sql: Buffer | string): Promise<{ statementId: number; params: number; columns: number }>;
+}
+
+/** A prepared statement the client holds, as the kernel tracked it. */
+export interface PreparedStatementInfo {
+  readonly clientId: number;
+  readonly sql: Buffer;
+  readonly params: number;
+}
+
+/** What captureState / restoreState taps get: both backends and the session's statements. */
+export interface StateTransferContext extends MigrationContext {
+  /** The backend the session is leaving (still holding the session's state). */
+  readonly source: BackendSql;
+  /** The new backend, logged in as the session's user, not yet serving the client. */
+  readonly target: BackendSql;
+  readonly statements: readonly PreparedStatementInfo[];
+  /** After re-preparing on the target: the client keeps `clientId`, the kernel rewrites it to `backendId`. */
+  remapStatement(clientId: number, backendId: number): void;
 }
 
 export interface MigrationVeto {

@@ -1,11 +1,14 @@
 import type { PacketQueue } from '../net/packet-queue.js';
 import type { PacketChannel } from '../net/packet-channel.js';
 import {
-  AUTH_MORE_DATA_HEADER, CACHING_SHA2_FAST_AUTH_OK, ERR_HEADER, OK_HEADER,
+  AUTH_MORE_DATA_HEADER, AUTH_SWITCH_HEADER, CACHING_SHA2_FAST_AUTH_OK, ERR_HEADER, OK_HEADER,
 } from '../protocol/constants.js';
+import { parseAuthSwitch } from '../protocol/handshake-packets.js';
 
 export interface RelayResult {
   ok: boolean;
+  /** The last AuthSwitchRequest relayed and the client's answer to it (for credential plugins). */
+  exchange: { plugin: string; salt: Buffer; reply: Buffer } | null;
   /** The final OK or ERR payload from the backend. */
   payload: Buffer;
   /** Sequence id to use for the next packet to the client. */
@@ -26,16 +29,27 @@ export async function relayAuthentication(
   timeoutMs: number,
 ): Promise<RelayResult> {
   let clientSeq = seqs.client;
+  let exchange: RelayResult['exchange'] = null;
+  let lastSwitch: { plugin: string; salt: Buffer } | null = null;
   for (;;) {
     const packet = await backend.read(timeoutMs, 'authentication reply from backend');
     const first = packet.payload[0];
     client.write(packet.payload, clientSeq);
     clientSeq = (clientSeq + 1) & 0xff;
-    if (first === OK_HEADER || first === ERR_HEADER) return { ok: first === OK_HEADER, payload: packet.payload, clientSeq };
+    if (first === OK_HEADER || first === ERR_HEADER) return { ok: first === OK_HEADER, payload: packet.payload, clientSeq, exchange };
+    if (first === AUTH_SWITCH_HEADER) {
+      const sw = parseAuthSwitch(packet.payload);
+      // The salt is NUL-terminated in the request; the client hashes it without the NUL.
+      lastSwitch = { plugin: sw.plugin, salt: sw.data[sw.data.length - 1] === 0 ? sw.data.subarray(0, sw.data.length - 1) : sw.data };
+    }
     // Fast-auth success is followed by the OK without a client reply.
     if (first === AUTH_MORE_DATA_HEADER && packet.payload.length === 2 && packet.payload[1] === CACHING_SHA2_FAST_AUTH_OK) continue;
     const reply = await client.queue.read(timeoutMs, 'authentication reply from client');
     clientSeq = (reply.seq + 1) & 0xff;
+    if (lastSwitch) {
+      exchange = { ...lastSwitch, reply: Buffer.from(reply.payload) };
+      lastSwitch = null;
+    }
     backend.write(reply.payload, (packet.seq + 1) & 0xff);
   }
 }

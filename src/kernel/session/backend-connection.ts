@@ -10,6 +10,14 @@ import {
 import { buildSslRequest, parseGreeting, type Greeting } from '../protocol/handshake-packets.js';
 import { parseErrPayload } from '../protocol/response-packets.js';
 
+/** TLS to backends is required and this backend cannot do it: a configuration problem, not a flaky backend. */
+export class BackendTlsRequiredError extends ProxyError {
+  constructor(message: string) {
+    super('backend', ER_PROXY_BACKEND_TLS, message);
+    this.name = 'BackendTlsRequiredError';
+  }
+}
+
 export interface DialRequest {
   backend: BackendRecord;
   options: DialOptions;
@@ -83,7 +91,7 @@ export class BackendConnection {
       backend.serverVersion = greeting.serverVersion;
       const backendHasTls = (greeting.capabilities & CLIENT_SSL) !== 0;
       if (options.tls === 'required' && !backendHasTls) {
-        throw new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr} does not offer TLS, but TLS to backends is required`);
+        throw new BackendTlsRequiredError(`backend ${backend.addr} does not offer TLS, but TLS to backends is required`);
       }
       if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false);
       const sslCapabilities = typeof req.capabilities === 'function' ? req.capabilities(greeting) : req.capabilities;
@@ -120,7 +128,17 @@ export class BackendConnection {
     this.closed = true;
     this.socket.destroy();
   }
+
+  /** Ends the backend session politely (COM_QUIT), so the server logs no aborted connection. */
+  quit(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end(COM_QUIT_PACKET);
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
 }
+
+const COM_QUIT_PACKET = Buffer.from([1, 0, 0, 0, 1]);
 
 function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');

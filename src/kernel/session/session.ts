@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackendRecord } from '../backend/backend-registry.js';
 import { BackendError, ClientError, ProxyError, type CloseReason } from '../errors.js';
-import type { BackendInfo, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
+import type { AuthExchange, BackendInfo, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import type { Generation } from '../plugins/generation.js';
@@ -14,7 +14,7 @@ import {
   COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
   COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, COM_TABLE_DUMP, COM_TIME, COMMAND_NAMES,
   CR_SERVER_LOST, CURSOR_TYPE_READ_ONLY, DEFAULT_CHARSET_ID, ER_CONNECTION_KILLED, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET,
-  ER_PROXY_BACKEND_TLS, ER_PROXY_NO_BACKEND, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, MYSQL_NATIVE_PASSWORD,
+  ER_PROXY_NO_BACKEND, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, MYSQL_NATIVE_PASSWORD,
   PROXY_AUTH_SWITCH_TRIGGER, PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
   SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
@@ -29,7 +29,7 @@ import { buildProxyV2 } from '../protocol/proxy-protocol.js';
 import { buildErrPayload, buildOkPayload, parseOkPayload } from '../protocol/response-packets.js';
 import { ResponseTracker, type ResponseListener } from '../protocol/response-tracker.js';
 import { relayAuthentication } from './auth-relay.js';
-import { BackendConnection } from './backend-connection.js';
+import { BackendConnection, BackendTlsRequiredError } from './backend-connection.js';
 import { ClientConnection } from './client-connection.js';
 import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
 import type { SessionHost } from './session-host.js';
@@ -40,6 +40,8 @@ const UNSUPPORTED_COMMANDS = new Set([
   COM_SLEEP, COM_CONNECT, COM_TIME, COM_DELAYED_INSERT, COM_BINLOG_DUMP, COM_TABLE_DUMP, COM_CONNECT_OUT,
   COM_REGISTER_SLAVE, COM_DAEMON, COM_BINLOG_DUMP_GTID, COM_STMT_BULK_EXECUTE,
 ]);
+/** Commands whose first four payload bytes after the command byte are a statement id. */
+const STATEMENT_ID_COMMANDS = new Set([COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH]);
 /** Commands the server does not answer. */
 const NO_RESPONSE = new Set([COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT]);
 /** Capabilities that change packet formats: client and backend must agree on them. */
@@ -58,6 +60,10 @@ export class Session implements ResponseListener, SessionInfo {
   readonly createdAt = Date.now();
   readonly labels = new Map<string, string>();
   attributes: ReadonlyMap<string, string> = new Map();
+  /** The last login/COM_CHANGE_USER exchange relayed (credential plugins derive what they can from it). */
+  authExchange: AuthExchange | null = null;
+  /** Character set the client asked for in its handshake (used again when logging in elsewhere). */
+  charset = DEFAULT_CHARSET_ID;
   user = '';
   database = '';
   capabilities = 0;
@@ -202,6 +208,7 @@ export class Session implements ResponseListener, SessionInfo {
     }
     handshake.capabilities = (handshake.capabilities & offered) >>> 0;
     this.capabilities = handshake.capabilities;
+    this.charset = handshake.charset;
     this.user = handshake.user;
     this.database = handshake.database;
     this.attributes = new Map(handshake.attributes);
@@ -239,6 +246,7 @@ export class Session implements ResponseListener, SessionInfo {
     this.handshakeTimer = null;
     this.state.applyStatus(parseOkPayload(result.payload, this.capabilities).status);
     this.backendCapabilities = backendCaps;
+    this.authExchange = result.exchange ? { ...result.exchange, tls: this.client.tls } : null;
     if (this.capabilities & CLIENT_COMPRESS) this.client.enableCompression();
     this.phase = 'command';
     this.attachBackend(conn);
@@ -250,7 +258,7 @@ export class Session implements ResponseListener, SessionInfo {
     this.host.sessionIdle(this);
   }
 
-  private backendCapabilitiesFor(conn: Pick<BackendConnection, 'backend' | 'greeting' | 'tls'>): number {
+  backendCapabilitiesFor(conn: Pick<BackendConnection, 'backend' | 'greeting' | 'tls'>): number {
     const backendOffers = conn.greeting.capabilities;
     const missing = this.capabilities & FORMAT_CAPABILITIES & ~backendOffers;
     if (missing) {
@@ -266,40 +274,50 @@ export class Session implements ResponseListener, SessionInfo {
   /** Chooses and dials a backend; every failure excludes that backend and the next is tried. */
   async connectBackend(reason: 'new-session' | 'migration', exclude = new Set<string>()): Promise<BackendConnection> {
     const failures: string[] = [];
-    const config = this.host.config();
     const attempts = Math.max(3, this.host.backends.list().length);
     for (let attempt = 0; attempt < attempts; attempt++) {
       const backend = await this.selectBackend(attempt === 0 ? reason : 'retry', exclude);
       if (!backend) break;
-      const options = this.generation.hooks.dialOptions.call(
-        { tls: 'off', proxyProtocol: config.proxy['backend-proxy-protocol'] === 'v2', connectTimeoutMs: config.proxy['backend-connect-timeout'] * 1000 },
-        { session: this, backend },
-      );
       try {
-        const conn = await BackendConnection.dial({
-          backend, options, tls: this.host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID,
-          // The SSLRequest must announce what loginBackend's HandshakeResponse will carry.
-          capabilities: (greeting) => this.backendCapabilitiesFor({ backend, greeting, tls: true }),
-          ...(options.proxyProtocol ? {
-            proxyHeader: buildProxyV2({
-              sourceAddress: this.client.remoteAddress, sourcePort: this.client.remotePort,
-              destinationAddress: this.client.localAddress, destinationPort: this.client.localPort,
-            }),
-          } : {}),
-        });
-        this.host.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities);
-        return conn;
+        return await this.dialBackend(backend);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.logger.warn({ backend: backend.addr, err: message }, 'backend dial failed');
         // A TLS policy failure is the operator's configuration, not a flaky backend: say so directly.
-        if (err instanceof ProxyError && err.code === ER_PROXY_BACKEND_TLS && options.tls === 'required') throw err;
+        if (err instanceof BackendTlsRequiredError) throw err;
         failures.push(message);
         exclude.add(backend.addr);
       }
     }
     throw new ProxyError('proxy', ER_PROXY_NO_BACKEND,
       failures.length > 0 ? `no backend available (${failures.join('; ')})` : 'no healthy backend available', SQLSTATE_COMMUNICATION);
+  }
+
+  /** Dials one backend with the plugins' dial options (TLS, PROXY header, timeout) and reads its greeting. */
+  async dialBackend(backend: BackendRecord): Promise<BackendConnection> {
+    const config = this.host.config();
+    const options = this.generation.hooks.dialOptions.call(
+      { tls: 'off', proxyProtocol: config.proxy['backend-proxy-protocol'] === 'v2', connectTimeoutMs: config.proxy['backend-connect-timeout'] * 1000 },
+      { session: this, backend },
+    );
+    const conn = await BackendConnection.dial({
+      backend, options, tls: this.host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID,
+      // The SSLRequest must announce what the HandshakeResponse will carry.
+      capabilities: (greeting) => this.backendCapabilitiesFor({ backend, greeting, tls: true }),
+      ...(options.proxyProtocol ? {
+        proxyHeader: buildProxyV2({
+          sourceAddress: this.client.remoteAddress, sourcePort: this.client.remotePort,
+          destinationAddress: this.client.localAddress, destinationPort: this.client.localPort,
+        }),
+      } : {}),
+    });
+    this.host.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities);
+    return conn;
+  }
+
+  /** A backend for this session other than `leaving`, chosen by the selectBackend taps. */
+  selectMigrationTarget(leaving: string): Promise<BackendRecord | null> {
+    return this.selectBackend('migration', new Set([leaving]));
   }
 
   private async selectBackend(reason: 'new-session' | 'retry' | 'migration', exclude: ReadonlySet<string>): Promise<BackendRecord | null> {
@@ -344,6 +362,23 @@ export class Session implements ResponseListener, SessionInfo {
   swapBackend(next: BackendConnection): BackendConnection {
     const unsafe = this.unsafeReason();
     if (unsafe) throw new ProxyError('proxy', ER_NOT_SUPPORTED_YET, `session ${this.id} is not at a safe point (${unsafe})`);
+    return this.replaceBackend(next);
+  }
+
+  /**
+   * The migration's commit step, run inside its exclusive exchange (the session was at a safe point when
+   * it began, and client commands are queued meanwhile): switch to `next` and translate statement ids.
+   */
+  adoptBackend(next: BackendConnection, statementIds: ReadonlyMap<number, number>): BackendConnection {
+    for (const [clientId, backendId] of statementIds) {
+      const statement = this.state.statements.get(clientId);
+      if (statement) statement.backendId = backendId;
+    }
+    this.state.idsTranslated = [...this.state.statements.values()].some((st) => st.backendId !== st.clientId);
+    return this.replaceBackend(next);
+  }
+
+  private replaceBackend(next: BackendConnection): BackendConnection {
     const previous = this.detachBackend();
     if (!previous) throw new ProxyError('proxy', ER_NOT_SUPPORTED_YET, `session ${this.id} has no backend to swap`);
     this.tracker.reset();
@@ -404,7 +439,14 @@ export class Session implements ResponseListener, SessionInfo {
       case COM_STMT_CLOSE:
       case COM_STMT_RESET:
       case COM_STMT_FETCH:
-        if (this.state.idsTranslated) return INTERCEPT;
+        if (this.state.idsTranslated && avail >= 5) {
+          // Statements were re-prepared on this backend under other ids: rewrite the id in place
+          // (the reader guarantees the first bytes are contiguous in `buf`), after the bookkeeping
+          // has recorded the client's id.
+          this.noteCommand(command, buf, off, avail, length);
+          buf.writeUInt32LE(this.state.backendIdFor(buf.readUInt32LE(off + 1)), off + 1);
+          return FORWARD;
+        }
         break;
       case COM_PING:
         if (this.host.shuttingDown) return INTERCEPT;
@@ -507,13 +549,6 @@ export class Session implements ResponseListener, SessionInfo {
       case COM_STMT_PREPARE:
         this.state.prepareSent(Buffer.from(payload.subarray(1)));
         break;
-      case COM_STMT_EXECUTE:
-      case COM_STMT_SEND_LONG_DATA:
-      case COM_STMT_CLOSE:
-      case COM_STMT_RESET:
-      case COM_STMT_FETCH:
-        if (payload.length >= 5) payload.writeUInt32LE(this.state.backendIdFor(payload.readUInt32LE(1)), 1);
-        break;
       default:
         if (UNSUPPORTED_COMMANDS.has(command)) {
           this.replyError(seq, ER_UNKNOWN_COM_ERROR, `${COMMAND_NAMES[command] ?? `command 0x${command.toString(16)}`} is not supported through tiproxy`);
@@ -537,7 +572,11 @@ export class Session implements ResponseListener, SessionInfo {
   }
 
   private forwardCommand(payload: Buffer, seq: number): void {
-    this.noteCommand(payload[0]!, payload, 0, payload.length, payload.length);
+    const command = payload[0]!;
+    this.noteCommand(command, payload, 0, payload.length, payload.length);
+    if (this.state.idsTranslated && STATEMENT_ID_COMMANDS.has(command) && payload.length >= 5) {
+      payload.writeUInt32LE(this.state.backendIdFor(payload.readUInt32LE(1)), 1);
+    }
     this.forward(framePackets(payload, seq).packet);
   }
 
@@ -601,6 +640,7 @@ export class Session implements ResponseListener, SessionInfo {
         this.state.applyStatus(parseOkPayload(result.payload, this.capabilities).status);
         this.user = request.user;
         this.database = request.database;
+        this.authExchange = result.exchange ? { ...result.exchange, tls: this.client.tls } : null;
         this.logger.info({ user: this.user }, 'user changed');
       }
     } catch (err) {

@@ -1,0 +1,86 @@
+import { ProxyError } from '../errors.js';
+import type { BackendRecord } from '../backend/backend-registry.js';
+import type { MigrationContext, MigrationOutcome, StateTransferContext } from '../hooks/hook-types.js';
+import type { MigrationRequest } from '../plugins/plugin-definition.js';
+import { ER_PROXY_BACKEND_HANDSHAKE, ER_PROXY_NO_BACKEND } from '../protocol/constants.js';
+import { loginWithCredentials } from './backend-login.js';
+import { BackendSqlRunner } from './backend-sql.js';
+import type { BackendConnection } from './backend-connection.js';
+import type { Session } from './session.js';
+
+/** How long one migration may take, end to end, before it is abandoned (the session stays put). */
+export const MIGRATION_TIMEOUT_MS = 10_000;
+
+class MigrationAbandoned extends Error {}
+
+/**
+ * Moves a session to another backend (DESIGN §5). The kernel decides when (a request exists and the
+ * session is at a safe point); plugins decide whether (beforeMigrate), how to log in
+ * (backendCredentials) and how state travels (captureState on the old backend, restoreState on the
+ * new one). Any failure leaves the session on its old backend exactly as it was.
+ */
+export async function migrateSession(session: Session, request: MigrationRequest, resolveTarget: (to: string) => BackendRecord | undefined): Promise<MigrationOutcome> {
+  const started = Date.now();
+  const oldConn = session.backendConn;
+  if (!oldConn) throw new ProxyError('proxy', ER_PROXY_NO_BACKEND, 'session has no backend');
+  const from = oldConn.backend;
+  const hooks = session.generation.hooks;
+  const outcome = (ctx: MigrationContext, result: MigrationOutcome['result'], error?: string): MigrationOutcome => ({
+    ...ctx, result, durationMs: Date.now() - started, ...(error ? { error } : {}),
+  });
+
+  const target = request.to ? resolveTarget(request.to) : await session.selectMigrationTarget(from.addr);
+  if (!target || target.addr === from.addr) {
+    return outcome({ session, from, to: from, reason: request.reason }, 'failed', 'no other backend available');
+  }
+  const ctx: MigrationContext = { session, from, to: target, reason: request.reason };
+  const veto = await hooks.beforeMigrate.promise(ctx);
+  if (veto) return outcome(ctx, 'vetoed', veto.reason);
+
+  const creds = await hooks.backendCredentials.promise({ session, backend: target, authExchange: session.authExchange });
+  if (!creds || creds.kind === 'relay') {
+    return outcome(ctx, 'vetoed', `no credentials for user ${session.user} (the proxy relayed the login password-blind)`);
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MigrationAbandoned(`timed out after ${MIGRATION_TIMEOUT_MS} ms`)), MIGRATION_TIMEOUT_MS);
+  });
+  let newConn: BackendConnection | null = null;
+  try {
+    newConn = await Promise.race([session.dialBackend(target), deadline]);
+    const conn = newConn;
+    const capabilities = session.backendCapabilitiesFor(conn);
+    await Promise.race([loginWithCredentials(conn, creds, {
+      capabilities, charset: session.charset, database: '', timeoutMs: MIGRATION_TIMEOUT_MS,
+    }), deadline]);
+    await Promise.race([session.exclusive(oldConn, async (oldChannel) => {
+      const remapped = new Map<number, number>();
+      const statements = [...session.state.statements.values()].map((s) => ({ clientId: s.clientId, sql: s.sql, params: s.params }));
+      const transfer: StateTransferContext = {
+        ...ctx,
+        source: new BackendSqlRunner(from.addr, oldChannel, capabilities, MIGRATION_TIMEOUT_MS),
+        target: new BackendSqlRunner(target.addr, conn.channel, capabilities, MIGRATION_TIMEOUT_MS),
+        statements,
+        remapStatement: (clientId, backendId) => void remapped.set(clientId, backendId),
+      };
+      const state = await hooks.captureState.promise({}, transfer);
+      await hooks.restoreState.promise(state, transfer);
+      const missing = statements.filter((s) => !remapped.has(s.clientId));
+      if (missing.length > 0) {
+        throw new ProxyError('proxy', ER_PROXY_BACKEND_HANDSHAKE,
+          `prepared statement${missing.length > 1 ? 's' : ''} ${missing.map((s) => s.clientId).join(', ')} not restored on ${target.addr}`);
+      }
+      // Point of no return: from here on the session is on the new backend.
+      session.adoptBackend(conn, remapped);
+    }), deadline]);
+  } catch (err) {
+    newConn?.destroy();
+    const message = err instanceof Error ? err.message : String(err);
+    return outcome(ctx, 'failed', message);
+  } finally {
+    clearTimeout(timer);
+  }
+  oldConn.quit();
+  return outcome(ctx, 'succeeded');
+}
