@@ -12,6 +12,8 @@ export type * from './kernel/hooks/hook-types.js';
 export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';
 export type { FrozenConfig } from './kernel/config/proxy-config.js';
 export * as protocol from './kernel/protocol/constants.js';
+export { MigrationVetoError } from './kernel/session/migration.js';
+export { BackendError, ProxyError } from './kernel/errors.js';
 
 import type { CommandReply } from './kernel/hooks/hook-types.js';
 import { ER_PROXY_PLUGIN_REFUSED, SQLSTATE_GENERAL } from './kernel/protocol/constants.js';

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { BackendRegistry, type BackendRecord } from './backend/backend-registry.js';
+import { BackendRegistry, splitAddr, type BackendRecord } from './backend/backend-registry.js';
 import type { FrozenConfig } from './config/proxy-config.js';
 import type { CloseReason } from './errors.js';
-import type { BackendEvent } from './hooks/hook-types.js';
+import type { BackendCredentials, BackendEvent, BackendSql } from './hooks/hook-types.js';
 import { watch, type FSWatcher } from 'node:fs';
 import { buildGeneration, type Generation, type PluginResolver } from './plugins/generation.js';
 import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
@@ -13,13 +13,22 @@ import type { TiproxyPlugin } from './plugins/plugin-definition.js';
 import type { BackendDirectory, MigrationDirectory, MigrationRequest, SessionDirectory } from './plugins/plugin-definition.js';
 import type { PluginErrorCounts } from './plugins/plugin-isolation.js';
 import {
+  CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION,
+  CLIENT_TRANSACTIONS, DEFAULT_CHARSET_ID,
   CLIENT_PROTOCOL_41, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
 } from './protocol/constants.js';
 import { framePackets } from './protocol/payload-writer.js';
 import { buildErrPayload } from './protocol/response-packets.js';
+import { BackendConnection } from './session/backend-connection.js';
+import { loginWithCredentials } from './session/backend-login.js';
+import { BackendSqlRunner } from './session/backend-sql.js';
 import { migrateSession } from './session/migration.js';
 import { Session } from './session/session.js';
 import type { SessionHost } from './session/session-host.js';
+
+/** What the proxy's own backend connections (plugins' service accounts) negotiate. */
+const SERVICE_CONNECTION_CAPABILITIES = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION |
+  CLIENT_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_DEPRECATE_EOF;
 
 /** Migrations running at once; more requests wait their turn. */
 const MAX_CONCURRENT_MIGRATIONS = 32;
@@ -117,6 +126,7 @@ export class Kernel implements SessionHost {
       backendsFor: (name) => this.backendDirectory(name),
       sessions: this.sessionDirectory(),
       migrations: this.migrationDirectory(),
+      openBackendSql: (addr, credentials) => this.openBackendSql(addr, credentials),
       errorCounts: this.pluginErrors,
     });
   }
@@ -140,6 +150,25 @@ export class Kernel implements SessionHost {
       get: (id) => this.sessions.get(id),
       count: () => this.sessions.size,
     };
+  }
+
+  /** A logged-in connection of the proxy's own to a backend, for plugins (service accounts). */
+  async openBackendSql(addr: string, credentials: Exclude<BackendCredentials, { kind: 'relay' }>): Promise<BackendSql & { close(): void }> {
+    const backend = this.backends.get(addr) ?? { ...splitAddr(addr), addr, labels: {}, healthy: true, draining: false, connections: 0, sources: new Set<string>() };
+    const timeoutMs = this.cfg.proxy['backend-connect-timeout'] * 1000;
+    const capabilities = SERVICE_CONNECTION_CAPABILITIES;
+    const conn = await BackendConnection.dial({
+      backend, options: { tls: this.cfg.security['require-backend-tls'] ? 'required' : 'off', proxyProtocol: false, connectTimeoutMs: timeoutMs },
+      tls: this.backendTls, capabilities: () => capabilities, charset: DEFAULT_CHARSET_ID,
+    });
+    try {
+      await loginWithCredentials(conn, credentials, { capabilities, charset: DEFAULT_CHARSET_ID, database: '', timeoutMs });
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+    const runner = new BackendSqlRunner(addr, conn.channel, capabilities, timeoutMs);
+    return { addr, query: (sql) => runner.query(sql), prepare: (sql) => runner.prepare(sql), close: () => conn.quit() };
   }
 
   private migrationDirectory(): MigrationDirectory {
@@ -349,6 +378,7 @@ export class Kernel implements SessionHost {
       this.loadTls(config);
       this.generation = next;
       next.users++;
+      previous.superseded = true;
       this.retired.add(previous);
       this.releaseGeneration(previous);
       await next.hooks.lifecycle.reload.promise({ config });

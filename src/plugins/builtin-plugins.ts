@@ -1,5 +1,7 @@
 import type { TiproxyPlugin } from '../plugin.js';
 import balance from './balance/index.js';
+import credentialsNative from './credentials-native/index.js';
+import migrateReplay from './migrate-replay/index.js';
 import discoveryStatic from './discovery-static/index.js';
 import tlsPolicy from './tls-policy/index.js';
 
@@ -8,6 +10,8 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [discoveryStatic.name, discoveryStatic as TiproxyPlugin<never>],
   [balance.name, balance as TiproxyPlugin<never>],
   [tlsPolicy.name, tlsPolicy as TiproxyPlugin<never>],
+  [credentialsNative.name, credentialsNative as TiproxyPlugin<never>],
+  [migrateReplay.name, migrateReplay as TiproxyPlugin<never>],
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */

@@ -16,10 +16,14 @@ export interface CliOverrides {
   /** host:port list; feeds the discovery-static plugin. */
   backends?: string[];
   pluginDir?: string;
+  /** PD/etcd endpoints (host:port list); sets proxy.pd-addrs. */
+  pdAddrs?: string[];
 }
 
 /** Plugin that `--backend` configures. */
 export const STATIC_DISCOVERY_PLUGIN = 'discovery-static';
+/** Plugin that `proxy.pd-addrs` / `--pd-addrs` enables. */
+export const ETCD_DISCOVERY_PLUGIN = 'discovery-etcd';
 
 /** Where each override lands in the config, so validation errors can name the flag instead. */
 const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
@@ -28,6 +32,7 @@ const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
   'log.level': '--log-level',
   'log.format': '--log-format',
   'plugin-dir': '--plugin-dir',
+  'proxy.pd-addrs': '--pd-addrs',
 };
 
 /** Schema annotations that ajv must accept in strict mode (used by docs and error messages). */
@@ -150,6 +155,8 @@ export function applyOverrides(config: ProxyConfig | FrozenConfig, overrides: Cl
   if (overrides.logLevel !== undefined) Object.assign(next.log, { level: overrides.logLevel });
   if (overrides.logFormat !== undefined) Object.assign(next.log, { format: overrides.logFormat });
   if (overrides.backends !== undefined) setStaticBackends(next, overrides.backends);
+  if (overrides.pdAddrs !== undefined) next.proxy['pd-addrs'] = overrides.pdAddrs.join(',');
+  enableEtcdDiscovery(next);
   try {
     return buildConfig(next);
   } catch (error) {
@@ -178,4 +185,15 @@ function setStaticBackends(config: ProxyConfig, backends: readonly string[]): vo
   }
   const entry: PluginEntry = { name: STATIC_DISCOVERY_PLUGIN, enabled: true, required: false, config: { backends: backendList } };
   config.plugins.push(entry);
+}
+
+/**
+ * `proxy.pd-addrs` (from the file or `--pd-addrs`) means etcd discovery should run: add a
+ * discovery-etcd entry when the config lists none. A listed entry is left as written (enabled: false
+ * keeps it off; its own `pd-addrs` wins over the proxy's).
+ */
+function enableEtcdDiscovery(config: ProxyConfig): void {
+  if (config.proxy['pd-addrs'].trim() === '') return;
+  if (config.plugins.some((plugin) => plugin.name === ETCD_DISCOVERY_PLUGIN)) return;
+  config.plugins.push({ name: ETCD_DISCOVERY_PLUGIN, enabled: true, required: false, config: {} });
 }

@@ -57,6 +57,8 @@ export interface ProxyConfig {
     'server-version': string;
     /** Offer zlib compression (CLIENT_COMPRESS) to clients. */
     'enable-compression': boolean;
+    /** PD/etcd endpoints, comma-separated host:port ("" = no etcd discovery); enables discovery-etcd. */
+    'pd-addrs': string;
   };
   api: {
     addr: string;

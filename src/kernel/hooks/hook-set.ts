@@ -9,8 +9,8 @@ import type {
 } from './hook-types.js';
 
 /**
- * Every hook the kernel calls, in the order a session meets them. Taps run in plugin order (the order
- * of the `plugins:` list), then by `stage` (lower first), then by plugin name.
+ * Every hook the kernel calls, in the order a session meets them. Taps run by `stage` (lower first,
+ * default 0), and within one stage in plugin order (the order of the `plugins:` list).
  *
  * Failure policy — what happens when a tap throws or rejects (see plugin-isolation.ts):
  *   fail-closed: the operation is refused with ER_PROXY_PLUGIN_FAILED naming the plugin;

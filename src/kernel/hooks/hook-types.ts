@@ -20,6 +20,16 @@ export interface BackendInfo {
   readonly serverVersion?: string;
 }
 
+/** Session state the kernel follows from the traffic because the server cannot report it. */
+export interface TrackedSessionState {
+  /** CREATE TEMPORARY TABLE succeeded at some point (MariaDB 10.11 cannot list temporary tables). */
+  readonly temporaryTables: boolean;
+  /** LOCK TABLES is in effect. */
+  readonly lockTables: boolean;
+  /** A `SET TRANSACTION …` waiting for the next transaction, as the client wrote it. */
+  readonly pendingTransaction: string | null;
+}
+
 /** What plugins see of a session. `labels` is the one mutable part: plugins tag sessions (tenant, group). */
 export interface SessionInfo {
   readonly id: number;
@@ -36,6 +46,7 @@ export interface SessionInfo {
   readonly backendConnectionId: number;
   readonly createdAt: number;
   readonly inTransaction: boolean;
+  readonly tracked: TrackedSessionState;
 }
 
 /** A refusal a plugin hands back: becomes an ERR packet to the client. */

@@ -12,6 +12,7 @@ export interface GenerationServices {
   backendsFor(pluginName: string): BackendDirectory;
   sessions: SessionDirectory;
   migrations: MigrationDirectory;
+  openBackendSql: PluginContext<never>['openBackendSql'];
   errorCounts: PluginErrorCounts;
 }
 
@@ -31,12 +32,15 @@ export class Generation {
   readonly applied: string[] = [];
   /** Sessions using this generation. */
   users = 0;
+  /** A newer generation took over; this one only serves sessions that have not adopted it yet. */
+  superseded = false;
 
   constructor(readonly id: number, readonly hooks: HookSet, readonly config: FrozenConfig) {}
 
   seal(): void {
-    for (let c = 0; c < 256; c++) this.commandTapped[c] = this.hooks.onCommand.get(c)?.isUsed() ? 1 : 0;
-    this.resultTapped = this.hooks.onResult.isUsed();
+    // Count taps, not isUsed(): that is also true for the isolation interceptor every hook carries.
+    for (let c = 0; c < 256; c++) this.commandTapped[c] = (this.hooks.onCommand.get(c)?.taps.length ?? 0) > 0 ? 1 : 0;
+    this.resultTapped = this.hooks.onResult.taps.length > 0;
   }
 
   addDisposer(fn: () => void | Promise<void>): void {
@@ -60,6 +64,9 @@ const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
 function validatePluginConfig(plugin: TiproxyPlugin<never>, index: number, config: unknown): unknown {
   const copy = structuredClone(config ?? {});
   if (!plugin.configSchema) return copy;
+  // A hot-reloaded plugin brings a new schema object under the same $id, which ajv would refuse as a duplicate.
+  const id = plugin.configSchema['$id'];
+  if (typeof id === 'string' && ajv.getSchema(id)?.schema !== plugin.configSchema) ajv.removeSchema(id);
   const validate = ajv.compile(plugin.configSchema);
   if (validate(copy)) return copy;
   // Re-root the plugin's errors so they name plugins[i].config.<path> like the proxy schema's do.
@@ -96,8 +103,10 @@ export async function buildGeneration(
     const logger = services.logger.child({ plugin: plugin.name });
     const ctx: PluginContext<never> = {
       hooks, config: pluginConfig as never, proxyConfig: config, backends: services.backendsFor(plugin.name),
-      sessions: services.sessions, migrations: services.migrations, logger, onDispose: (fn) => generation.addDisposer(fn),
+      sessions: services.sessions, migrations: services.migrations, openBackendSql: services.openBackendSql, logger, onDispose: (fn) => generation.addDisposer(fn),
+      superseded: () => generation.superseded,
     };
+    const tapsBefore = snapshotTaps(hooks);
     try {
       await plugin.apply(ctx);
       if (plugin.dispose) generation.addDisposer(() => plugin.dispose!());
@@ -108,9 +117,44 @@ export async function buildGeneration(
         await generation.dispose(services.logger);
         throw new Error(`required plugin ${plugin.name} failed to apply: ${message}`, { cause: err });
       }
+      // Left out means none of its taps run: undo those it made before failing.
+      restoreTaps(hooks, tapsBefore);
       logger.error({ err }, `plugin ${plugin.name} failed to apply and is left out: ${message}`);
     }
   }
   generation.seal();
   return generation;
+}
+
+interface TapList {
+  taps: unknown[];
+  _resetCompilation?(): void;
+}
+
+function everyHook(hooks: HookSet): TapList[] {
+  const out: TapList[] = [];
+  for (const [name, hook] of Object.entries(hooks)) {
+    if (name === 'lifecycle') out.push(...(Object.values(hooks.lifecycle) as unknown as TapList[]));
+    else if (name === 'onCommand') {
+      for (let c = 0; c < 256; c++) {
+        const h = hooks.onCommand.get(c);
+        if (h) out.push(h as unknown as TapList);
+      }
+    } else out.push(hook as unknown as TapList);
+  }
+  return out;
+}
+
+function snapshotTaps(hooks: HookSet): Map<TapList, Set<unknown>> {
+  return new Map(everyHook(hooks).map((h) => [h, new Set(h.taps)]));
+}
+
+/** Removes the taps made since `snapshot` (tapable has no untap; nothing has called these hooks yet). */
+function restoreTaps(hooks: HookSet, snapshot: Map<TapList, Set<unknown>>): void {
+  for (const h of everyHook(hooks)) {
+    const kept = snapshot.get(h);
+    if (kept && kept.size === h.taps.length) continue;
+    h.taps = h.taps.filter((t) => kept?.has(t) ?? false);
+    h._resetCompilation?.();
+  }
 }

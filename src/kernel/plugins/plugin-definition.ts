@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import type { BackendAnnouncement } from '../backend/backend-registry.js';
 import type { HookSet } from '../hooks/hook-set.js';
-import type { BackendInfo, SessionInfo } from '../hooks/hook-types.js';
+import type { BackendCredentials, BackendInfo, BackendSql, SessionInfo } from '../hooks/hook-types.js';
 
 /** The backend list as plugins may use it. */
 export interface BackendDirectory {
@@ -49,10 +49,21 @@ export interface PluginContext<C> {
   readonly backends: BackendDirectory;
   readonly sessions: SessionDirectory;
   readonly migrations: MigrationDirectory;
+  /**
+   * A connection of the plugin's own to a backend (service accounts: reading password hashes, TiDB's
+   * config). Close it when done.
+   */
+  openBackendSql(addr: string, credentials: Exclude<BackendCredentials, { kind: 'relay' }>): Promise<BackendSql & { close(): void }>;
   /** A pino child logger bound to { plugin: name }. */
   readonly logger: Logger;
   /** Runs when this plugin's generation is retired (timers, watchers, sockets). */
   onDispose(fn: () => void | Promise<void>): void;
+  /**
+   * True once a newer generation has replaced this one (a reload). The old generation lives on until
+   * its last session adopts the new one: background loops (discovery, health checks, rebalancing)
+   * should pause meanwhile so two generations never fight over the same backends.
+   */
+  superseded(): boolean;
 }
 
 export interface JsonSchema {

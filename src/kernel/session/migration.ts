@@ -13,6 +13,14 @@ export const MIGRATION_TIMEOUT_MS = 10_000;
 
 class MigrationAbandoned extends Error {}
 
+/** Thrown by captureState/restoreState taps that find state they cannot move: the migration is vetoed. */
+export class MigrationVetoError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'MigrationVetoError';
+  }
+}
+
 /**
  * Moves a session to another backend (DESIGN §5). The kernel decides when (a request exists and the
  * session is at a safe point); plugins decide whether (beforeMigrate), how to log in
@@ -52,7 +60,7 @@ export async function migrateSession(session: Session, request: MigrationRequest
     const conn = newConn;
     const capabilities = session.backendCapabilitiesFor(conn);
     await Promise.race([loginWithCredentials(conn, creds, {
-      capabilities, charset: session.charset, database: '', timeoutMs: MIGRATION_TIMEOUT_MS,
+      capabilities, charset: session.charset, database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
     }), deadline]);
     await Promise.race([session.exclusive(oldConn, async (oldChannel) => {
       const remapped = new Map<number, number>();
@@ -77,7 +85,8 @@ export async function migrateSession(session: Session, request: MigrationRequest
   } catch (err) {
     newConn?.destroy();
     const message = err instanceof Error ? err.message : String(err);
-    return outcome(ctx, 'failed', message);
+    // A state plugin that finds something it cannot move (a lock, a temporary table) vetoes from inside.
+    return outcome(ctx, err instanceof MigrationVetoError ? 'vetoed' : 'failed', message);
   } finally {
     clearTimeout(timer);
   }

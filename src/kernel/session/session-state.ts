@@ -35,6 +35,12 @@ export class SessionState {
   private readonly preparingSql: Buffer[] = [];
   /** Client id -> backend id translation is needed (some statement was re-prepared elsewhere). */
   idsTranslated = false;
+  /** CREATE TEMPORARY TABLE succeeded in this session (MariaDB cannot list temporary tables). */
+  temporaryTables = false;
+  /** LOCK TABLES is in effect (until UNLOCK TABLES). */
+  lockTables = false;
+  /** A `SET TRANSACTION …` that applies to the next transaction, as the client wrote it. */
+  pendingTransaction: string | null = null;
 
   get inTransaction(): boolean {
     return (this.status & SERVER_STATUS_IN_TRANS) !== 0;
@@ -101,6 +107,9 @@ export class SessionState {
     this.cursorRequestedFor = -1;
     this.preparingSql.length = 0;
     this.idsTranslated = false;
+    this.temporaryTables = false;
+    this.lockTables = false;
+    this.pendingTransaction = null;
     this.status = SERVER_STATUS_AUTOCOMMIT;
   }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackendRecord } from '../backend/backend-registry.js';
 import { BackendError, ClientError, ProxyError, type CloseReason } from '../errors.js';
-import type { AuthExchange, BackendInfo, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
+import type { AuthExchange, TrackedSessionState, BackendInfo, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import type { Generation } from '../plugins/generation.js';
@@ -34,6 +34,7 @@ import { ClientConnection } from './client-connection.js';
 import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
 import type { SessionHost } from './session-host.js';
 import { SessionState } from './session-state.js';
+import { classifyStatement, StatementKind } from './statement-classifier.js';
 
 /** Commands that would turn the connection into something the pump cannot follow. */
 const UNSUPPORTED_COMMANDS = new Set([
@@ -83,6 +84,9 @@ export class Session implements ResponseListener, SessionInfo {
   /** An asynchronous exchange (COM_CHANGE_USER, migration) is running. */
   private busy = false;
   private pendingDatabase = '';
+  /** What the COM_QUERY in flight is, for the state the server does not report. */
+  private queryKind = StatementKind.Other;
+  private queryText = '';
   private fetchStatementId = 0;
   private commandStartedAt = 0n;
   private backendCapabilities = 0;
@@ -130,6 +134,10 @@ export class Session implements ResponseListener, SessionInfo {
 
   get inTransaction(): boolean {
     return this.state.inTransaction;
+  }
+
+  get tracked(): TrackedSessionState {
+    return this.state;
   }
 
   get isClosed(): boolean {
@@ -428,6 +436,8 @@ export class Session implements ResponseListener, SessionInfo {
     switch (command) {
       case COM_QUERY:
         if (length <= KILL_INSPECT_MAX && mayBeKill(buf, off + 1, off + avail)) return INTERCEPT;
+        // A SET TRANSACTION longer than the prefix is captured whole so its text can be replayed.
+        if (length > avail && classifyStatement(buf, off + 1, off + avail) === StatementKind.SetTransaction) return INTERCEPT;
         break;
       case COM_STMT_PREPARE:
       case COM_QUIT:
@@ -465,6 +475,10 @@ export class Session implements ResponseListener, SessionInfo {
   /** Session-state bookkeeping for a command about to reach the backend. */
   private noteCommand(command: number, buf: Buffer, off: number, avail: number, length: number): void {
     switch (command) {
+      case COM_QUERY:
+        this.queryKind = classifyStatement(buf, off + 1, off + avail);
+        if (this.queryKind === StatementKind.SetTransaction) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+        break;
       case COM_STMT_EXECUTE:
         if (avail >= 6) this.state.executeSent(buf.readUInt32LE(off + 1), (buf[off + 5]! & CURSOR_TYPE_READ_ONLY) !== 0);
         break;
@@ -688,6 +702,7 @@ export class Session implements ResponseListener, SessionInfo {
     switch (command) {
       case COM_STMT_EXECUTE:
         this.state.executeDone(status);
+        this.state.pendingTransaction = null;
         break;
       case COM_STMT_FETCH:
         this.state.fetchDone(this.fetchStatementId, status, isError);
@@ -703,6 +718,7 @@ export class Session implements ResponseListener, SessionInfo {
         break;
       case COM_QUERY:
         this.state.localInfile = false;
+        this.noteStatementEffect(isError);
         break;
     }
     if (this.generation.resultTapped && this.backendConn) {
@@ -711,6 +727,20 @@ export class Session implements ResponseListener, SessionInfo {
       });
     }
     if (this.tracker.pending === 0) this.host.sessionIdle(this);
+  }
+
+  /** Session state the server does not report (temporary tables, LOCK TABLES, pending SET TRANSACTION). */
+  private noteStatementEffect(isError: boolean): void {
+    const kind = this.queryKind;
+    if (!isError) {
+      if (kind === StatementKind.SetTransaction) this.state.pendingTransaction = this.queryText;
+      else if (kind === StatementKind.CreateTemporary) this.state.temporaryTables = true;
+      else if (kind === StatementKind.LockTables) this.state.lockTables = true;
+      else if (kind === StatementKind.UnlockTables) this.state.lockTables = false;
+    }
+    // SET TRANSACTION applies to the next transaction: any other statement but a SET consumes it.
+    if (kind !== StatementKind.Set && kind !== StatementKind.SetTransaction) this.state.pendingTransaction = null;
+    this.queryKind = StatementKind.Other;
   }
 
   onLocalInfileRequest(): void {

@@ -1,0 +1,68 @@
+/**
+ * Recognises, from the first bytes of a COM_QUERY, the few statements whose effect on session state the
+ * server cannot report on MariaDB 10.11 (DESIGN §5): temporary tables (not listed anywhere), LOCK
+ * TABLES, and a pending `SET TRANSACTION` (applies to the next transaction only, invisible in
+ * variables). Everything else is OTHER. Cheap: most statements are decided by their first letter.
+ */
+export const enum StatementKind {
+  Other = 0,
+  /** Any SET statement other than SET TRANSACTION (does not consume a pending SET TRANSACTION). */
+  Set = 1,
+  SetTransaction = 2,
+  CreateTemporary = 3,
+  LockTables = 4,
+  UnlockTables = 5,
+}
+
+function skipSpaceAndComments(buf: Buffer, i: number, end: number): number {
+  for (;;) {
+    while (i < end && (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x0a || buf[i] === 0x0d)) i++;
+    if (i + 1 < end && buf[i] === 0x2f && buf[i + 1] === 0x2a) {
+      const close = buf.indexOf('*/', i + 2, 'latin1');
+      if (close === -1 || close >= end) return end;
+      i = close + 2;
+      continue;
+    }
+    return i;
+  }
+}
+
+/** Case-insensitive match of an upper-case ASCII word at buf[i], followed by a non-letter. */
+function word(buf: Buffer, i: number, end: number, w: string): number {
+  if (i + w.length > end) return -1;
+  for (let k = 0; k < w.length; k++) if ((buf[i + k]! & 0xdf) !== w.charCodeAt(k)) return -1;
+  const next = buf[i + w.length];
+  if (next !== undefined && i + w.length < end && ((next | 0x20) >= 0x61 && (next | 0x20) <= 0x7a || next === 0x5f)) return -1;
+  return i + w.length;
+}
+
+export function classifyStatement(buf: Buffer, start: number, end: number): StatementKind {
+  const i = skipSpaceAndComments(buf, start, end);
+  if (i >= end) return StatementKind.Other;
+  switch (buf[i]! | 0x20) {
+    case 0x73: { // s
+      const afterSet = word(buf, i, end, 'SET');
+      if (afterSet === -1) return StatementKind.Other;
+      const j = skipSpaceAndComments(buf, afterSet, end);
+      return word(buf, j, end, 'TRANSACTION') !== -1 ? StatementKind.SetTransaction : StatementKind.Set;
+    }
+    case 0x63: { // c
+      const afterCreate = word(buf, i, end, 'CREATE');
+      if (afterCreate === -1) return StatementKind.Other;
+      let j = skipSpaceAndComments(buf, afterCreate, end);
+      const orReplace = word(buf, j, end, 'OR');
+      if (orReplace !== -1) j = skipSpaceAndComments(buf, word(buf, skipSpaceAndComments(buf, orReplace, end), end, 'REPLACE'), end);
+      return word(buf, j, end, 'TEMPORARY') !== -1 ? StatementKind.CreateTemporary : StatementKind.Other;
+    }
+    case 0x6c: { // l
+      const afterLock = word(buf, i, end, 'LOCK');
+      if (afterLock === -1) return StatementKind.Other;
+      const j = skipSpaceAndComments(buf, afterLock, end);
+      return word(buf, j, end, 'TABLES') !== -1 || word(buf, j, end, 'TABLE') !== -1 ? StatementKind.LockTables : StatementKind.Other;
+    }
+    case 0x75: // u
+      return word(buf, i, end, 'UNLOCK') !== -1 ? StatementKind.UnlockTables : StatementKind.Other;
+    default:
+      return StatementKind.Other;
+  }
+}
