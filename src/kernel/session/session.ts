@@ -91,6 +91,8 @@ export class Session implements ResponseListener, SessionInfo {
   private commandStartedAt = 0n;
   private backendCapabilities = 0;
   private handshakeTimer: NodeJS.Timeout | null = null;
+  /** Sequence id an ERR must carry if the handshake fails now (0 before the greeting, then after the client's last packet). */
+  private handshakeErrorSeq = 0;
   /** Id of the session whose KILL CONNECTION for this one went to our shared backend (0 = none). */
   killedBy = 0;
   /** The session this one just asked the backend to KILL CONNECTION; cleared when the KILL's reply arrives. */
@@ -159,7 +161,6 @@ export class Session implements ResponseListener, SessionInfo {
         new ClientError(ER_HANDSHAKE_ERROR, `handshake not completed within ${config.proxy['handshake-timeout']} s`), 2);
     }, config.proxy['handshake-timeout'] * 1000);
     this.handshakeTimer.unref();
-    let seq = 0;
     try {
       const refusal = await this.generation.hooks.connect.promise({
         remoteAddress: this.client.remoteAddress, remotePort: this.client.remotePort, localPort: this.client.localPort,
@@ -167,10 +168,9 @@ export class Session implements ResponseListener, SessionInfo {
       });
       if (refusal) throw refusalError(refusal);
       const response = await this.greetAndReadResponse();
-      seq = response.seq + 1;
-      await this.loginBackend(response.handshake, seq);
+      await this.loginBackend(response.handshake, response.seq + 1);
     } catch (err) {
-      this.fail(err, seq);
+      this.fail(err, this.handshakeErrorSeq);
     }
   }
 
@@ -190,7 +190,9 @@ export class Session implements ResponseListener, SessionInfo {
       capabilities: offered, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT, authPlugin: options.authPlugin,
     }), 0);
     const timeoutMs = config.proxy['handshake-timeout'] * 1000;
+    this.handshakeErrorSeq = 1;
     let packet = await this.clientQueue.read(timeoutMs, 'handshake response');
+    this.handshakeErrorSeq = packet.seq + 1;
     // An inbound PROXY v2 header came ahead of this packet: from here on, log under the address it named.
     const client = `${this.client.remoteAddress}:${this.client.remotePort}`;
     if (this.logger.bindings().client !== client) this.logger = this.host.logger.child({ conn: this.id, client });
@@ -204,6 +206,7 @@ export class Session implements ResponseListener, SessionInfo {
         throw new ClientError(ER_HANDSHAKE_ERROR, `TLS handshake with the client failed: ${(err as Error).message}`, undefined, { cause: err });
       }
       packet = await this.clientQueue.read(timeoutMs, 'handshake response');
+      this.handshakeErrorSeq = packet.seq + 1;
     }
     let handshake: HandshakeResponse;
     try {
