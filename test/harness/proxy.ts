@@ -10,6 +10,7 @@ import type { ProxyConfig } from '../../src/kernel/config/proxy-config.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import type { TiproxyPlugin } from '../../src/plugin.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../../src/plugins/builtin-plugins.js';
+import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { repoRoot } from './paths.js';
 import { freePort } from './ports.js';
 import { spawnTracked, stopProcess } from './processes.js';
@@ -30,8 +31,11 @@ export interface TestProxy {
 }
 
 export interface TestProxyOptions {
-  /** "host:port" of each backend (discovery-static). */
-  backends: string[];
+  /**
+   * "host:port" of each backend, as `--backend` gives them (discovery-static, no labels). Omit it to
+   * configure discovery-static yourself in `config.plugins` (e.g. backends with labels).
+   */
+  backends?: string[];
   /** Deep-merged into the config before validation (e.g. { proxy: { 'max-connections': 2 } }). */
   config?: Record<string, unknown>;
   /** Extra plugins (resolved by name) to add to the built-ins, e.g. a test plugin. */
@@ -53,7 +57,7 @@ function merge(target: Record<string, unknown>, patch: Record<string, unknown>):
 export async function startProxy(opts: TestProxyOptions): Promise<TestProxy> {
   const port = await freePort();
   const raw = merge({ proxy: { addr: `127.0.0.1:${port}` }, log: { level: opts.logLevel ?? 'debug', format: 'json' } }, opts.config ?? {});
-  const config = freezeConfig(withDefaultPlugins(applyOverrides(buildConfig(raw) as ProxyConfig, { backends: opts.backends })));
+  const config = freezeConfig(withDefaultPlugins(applyOverrides(buildConfig(raw) as ProxyConfig, opts.backends ? { backends: opts.backends } : {})));
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -63,7 +67,7 @@ export async function startProxy(opts: TestProxyOptions): Promise<TestProxy> {
   });
   const logger = pino({ level: config.log.level }, sink);
   const extra = new Map((opts.plugins ?? []).map((p) => [p.name, p]));
-  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => extra.get(name) ?? BUILTIN_PLUGINS.get(name) });
+  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => extra.get(name) ?? BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name) });
   await kernel.init();
   await kernel.listen();
   return { host: '127.0.0.1', port, kernel, logs, stop: () => kernel.shutdown() };

@@ -89,7 +89,7 @@ export interface RawClientOptions {
   /** Extra capability bits to set / clear after the above. */
   addCapabilities?: number;
   removeCapabilities?: number;
-  /** Answers a LOCAL INFILE request: the file's bytes (an Error sends an empty file). */
+  /** Answers a LOCAL INFILE request with the file's bytes (without it, an empty file is sent). */
   onLocalInfile?: (filename: string) => Buffer;
   /** Per-read timeout (default 30 s). */
   timeoutMs?: number;
@@ -582,12 +582,9 @@ export class RawClient {
     return r;
   }
 
-  /** COM_QUIT, then waits until the peer closes the connection. */
+  /** COM_QUIT, then waits until the peer closes the connection (this side does not close it). */
   async quit(): Promise<void> {
-    if (!this.closed) {
-      this.send(Buffer.from([COM_QUIT]));
-      this.socket.end();
-    }
+    if (!this.closed) this.send(Buffer.from([COM_QUIT]));
     await this.closedPromise;
   }
 
@@ -767,5 +764,3 @@ export class RawClient {
     }
   }
 }
-
-export { CLIENT_DEPRECATE_EOF, CLIENT_MULTI_STATEMENTS };

@@ -6,18 +6,18 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { ConnectionOptions, FieldPacket, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
-  CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, COM_FIELD_LIST, COM_INIT_DB, COM_PING, COM_RESET_CONNECTION, COM_SET_OPTION,
-  COM_DEBUG, COM_PROCESS_INFO, COM_REFRESH, COM_STATISTICS, COM_STMT_CLOSE, COM_STMT_FETCH, COM_TIME, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
-  MYSQL_OPTION_MULTI_STATEMENTS_OFF, MYSQL_OPTION_MULTI_STATEMENTS_ON, SERVER_STATUS_CURSOR_EXISTS,
-  SERVER_STATUS_LAST_ROW_SENT,
+  CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, COM_DEBUG, COM_FIELD_LIST, COM_INIT_DB, COM_PING, COM_PROCESS_INFO, COM_REFRESH,
+  COM_RESET_CONNECTION, COM_SET_OPTION, COM_STATISTICS, COM_STMT_CLOSE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA,
+  COM_TIME, CURSOR_TYPE_READ_ONLY, MYSQL_OPTION_MULTI_STATEMENTS_OFF, MYSQL_OPTION_MULTI_STATEMENTS_ON,
+  SERVER_STATUS_CURSOR_EXISTS, SERVER_STATUS_LAST_ROW_SENT,
 } from '../../src/kernel/protocol/constants.js';
 import type { Session } from '../../src/kernel/session/session.js';
 import {
@@ -88,6 +88,7 @@ describe('protocol coverage through the proxy (MariaDB 10.11)', () => {
         (3, 'cherry', 12.00, -3, '', '1999-12-31 23:59:59'), (4, 'date', 3.10, 9007199254740993, 'x', NULL), (5, 'elder', 0.00, 0, NULL, NULL)`,
       'CREATE TABLE test.empty_t (a INT, b VARCHAR(10))',
       `CREATE PROCEDURE test.two_results() BEGIN SELECT 1 AS x; SELECT 'two' AS y, 2 AS z; END`,
+      'CREATE PROCEDURE test.out_param(IN x INT, OUT y INT) BEGIN SELECT x AS inside; SET y = x * 2; END',
       'CREATE TABLE test.t1 (a INT PRIMARY KEY)',
       'INSERT INTO test.t1 VALUES (1), (2), (3), (4), (5)',
       'CREATE TABLE test.t2 (a INT, b INT)',
@@ -141,7 +142,7 @@ describe('protocol coverage through the proxy (MariaDB 10.11)', () => {
     }
   });
 
-  it('multi-statements and a stored procedure returning two result sets plus an OK', async () => {
+  it('multi-statements, a stored procedure returning two result sets plus an OK, OUT parameters', async () => {
     const c = await connect({ multipleStatements: true });
     try {
       const [results] = await c.query<RowDataPacket[][]>('SELECT 1 AS a; SELECT 2 AS b, 3 AS c; SET @m = 7; SELECT @m AS m');
@@ -162,6 +163,18 @@ describe('protocol coverage through the proxy (MariaDB 10.11)', () => {
       assert.deepEqual(callBinary[0], [{ x: 1 }]);
       assert.deepEqual(callBinary[1], [{ y: 'two', z: 2 }]);
       assert.equal((callBinary[2] as unknown as ResultSetHeader).constructor.name, 'ResultSetHeader');
+
+      // OUT parameters through the binary protocol: an extra result set flagged SERVER_PS_OUT_PARAMS.
+      const r = await raw();
+      try {
+        const stmt = await r.prepare('CALL out_param(?, ?)');
+        const res = await r.commandResults(comStmtExecute(stmt.statementId, [21, null]));
+        assert.deepEqual(res.results.map((x) => (x.kind === 'rows' ? binaryRow(x.rows[0]!, x.columns) : x.kind)), [[21], [42], 'ok']);
+        const outParams = res.results[1]!;
+        assert.ok(outParams.kind === 'rows' && outParams.status & 0x1000, 'SERVER_PS_OUT_PARAMS');
+      } finally {
+        await r.close();
+      }
 
       // An error in the second statement: the first result arrives, then the error; the session goes on.
       await assert.rejects(c.query('SELECT 1 AS a; SELECT * FROM no_such_table; SELECT 3'), { errno: 1146 });
@@ -351,7 +364,9 @@ describe('protocol coverage through the proxy (MariaDB 10.11)', () => {
 
     for (const deprecateEof of [true, false]) {
       const big = Buffer.from(Array.from({ length: 50_000 }, (_, i) => `${i},r${i}`).join('\n'));
-      const r = await raw({ deprecateEof, multiStatements: true, onLocalInfile: (name) => (name === 'raw.csv' ? big : Buffer.alloc(0)) });
+      const big2 = Buffer.from(Array.from({ length: 1000 }, (_, i) => `${100_000 + i},s${i}`).join('\n'));
+      const files: Record<string, Buffer> = { 'raw.csv': big, 'raw2.csv': big2 };
+      const r = await raw({ deprecateEof, multiStatements: true, onLocalInfile: (name) => files[name] ?? Buffer.alloc(0) });
       try {
         const res = await r.query("DELETE FROM infile_t; LOAD DATA LOCAL INFILE 'raw.csv' INTO TABLE infile_t FIELDS TERMINATED BY ','; SELECT COUNT(*), SUM(id) FROM infile_t");
         assert.equal(res.length, 3);
@@ -361,6 +376,13 @@ describe('protocol coverage through the proxy (MariaDB 10.11)', () => {
           { rows: [['50000', String((49_999 * 50_000) / 2)]], columns: ['COUNT(*)', 'SUM(id)'], complete: true },
         ]);
         assert.deepEqual(await r.rows('SELECT name FROM infile_t WHERE id = 49999'), [['r49999']]);
+        // Two uploads in one multi-statement: upload mode starts and ends twice within one response.
+        const twice = await r.query("DELETE FROM infile_t; LOAD DATA LOCAL INFILE 'raw.csv' INTO TABLE infile_t FIELDS TERMINATED BY ','; " +
+          "LOAD DATA LOCAL INFILE 'raw2.csv' INTO TABLE infile_t FIELDS TERMINATED BY ','; SELECT COUNT(*) FROM infile_t");
+        assert.deepEqual(summarize(twice.slice(1)), [
+          { ok: 50_000 }, { ok: 1000 }, { rows: [['51000']], columns: ['COUNT(*)'], complete: true },
+        ]);
+        assert.equal(sessionOf(r.connectionId).unsafeReason(), null);
       } finally {
         await r.close();
       }
