@@ -7,6 +7,7 @@ import type { FrozenConfig, ProxyConfig } from '../kernel/config/proxy-config.js
 import { Kernel } from '../kernel/kernel.js';
 import { createLogger } from '../kernel/logger.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.js';
+import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
 
 /** Reads the config file (if any), applies command-line overrides and the default plugins. */
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
     die(`cannot read config: ${(err as Error).message}`);
   }
   const logger = createLogger(config.log);
-  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => BUILTIN_PLUGINS.get(name) });
+  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name) });
   try {
     await kernel.init();
   } catch (err) {
