@@ -1,13 +1,19 @@
 import type { TiproxyPlugin } from '../plugin.js';
 import balance from './balance/index.js';
 import credentialsNative from './credentials-native/index.js';
-import migrateReplay from './migrate-replay/index.js';
+import discoveryDns from './discovery-dns/index.js';
+import discoveryEtcd from './discovery-etcd/index.js';
 import discoveryStatic from './discovery-static/index.js';
+import health from './health/index.js';
+import migrateReplay from './migrate-replay/index.js';
 import tlsPolicy from './tls-policy/index.js';
 
 /** Default plugins by name, as `plugins[].name` refers to them. */
 export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Map<string, TiproxyPlugin<never>>([
   [discoveryStatic.name, discoveryStatic as TiproxyPlugin<never>],
+  [discoveryEtcd.name, discoveryEtcd as TiproxyPlugin<never>],
+  [discoveryDns.name, discoveryDns as TiproxyPlugin<never>],
+  [health.name, health as TiproxyPlugin<never>],
   [balance.name, balance as TiproxyPlugin<never>],
   [tlsPolicy.name, tlsPolicy as TiproxyPlugin<never>],
   [credentialsNative.name, credentialsNative as TiproxyPlugin<never>],
@@ -15,7 +21,7 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */
-const DEFAULT_PLUGINS = ['balance', 'tls-policy'] as const;
+const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy'] as const;
 
 export function withDefaultPlugins<C extends { plugins: Array<{ name: string; enabled: boolean; required: boolean; config: Record<string, unknown> }> }>(config: C): C {
   for (const name of DEFAULT_PLUGINS) {

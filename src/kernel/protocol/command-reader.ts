@@ -1,4 +1,5 @@
 import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from './constants.js';
+import { framePackets } from './payload-writer.js';
 
 /**
  * Reads the client's byte stream in command phase. Packets are forwarded to the backend as the raw
@@ -10,6 +11,12 @@ import { MAX_PACKET_PAYLOAD, PACKET_HEADER_LENGTH } from './constants.js';
 /** First payload bytes shown to the owner to decide about a command. */
 export const COMMAND_PREFIX_LENGTH = 64;
 
+/**
+ * onInterceptedCommand's "send it on unchanged": the reader forwards the packet's original bytes (no
+ * copy when the packet sat in one chunk). The owner has done its bookkeeping (and may have rewritten
+ * bytes of `payload` in place).
+ */
+export const PASS_THROUGH = 2;
 export const FORWARD = 0;
 export const INTERCEPT = 1;
 export type CommandAction = typeof FORWARD | typeof INTERCEPT;
@@ -25,7 +32,7 @@ export interface CommandOwner {
    * The whole payload of an intercepted command. Return false to pause reading until resume() — the
    * owner handles it asynchronously; bytes that arrive meanwhile are kept in order.
    */
-  onInterceptedCommand(payload: Buffer, seq: number): boolean;
+  onInterceptedCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH;
   /** Raw bytes to pass to the backend. */
   forward(bytes: Buffer): void;
   /** The empty packet that ends a LOCAL INFILE upload went by. */
@@ -41,6 +48,8 @@ export class CommandReader {
   private capturing = false;
   private captureParts: Buffer[] = [];
   private captureSeq = 0;
+  /** Offset of the captured packet's header in the current chunk; -1 when it began in an earlier chunk. */
+  private captureStart = -1;
   private uploadEndsWithThisPacket = false;
   private paused = false;
   private backlog: Buffer[] = [];
@@ -83,6 +92,7 @@ export class CommandReader {
     const n = chunk.length;
     let i = 0;
     let forwardFrom = 0;
+    if (this.capturing) this.captureStart = -1;
     while (i < n) {
       if (!this.inPayload) {
         if (n - i < PACKET_HEADER_LENGTH) return this.stash(chunk, forwardFrom, i);
@@ -97,17 +107,16 @@ export class CommandReader {
           if (n - i - PACKET_HEADER_LENGTH < want) return this.stash(chunk, forwardFrom, i);
           const action = length === 0 ? FORWARD : this.owner.commandAction(chunk, i + PACKET_HEADER_LENGTH, want, length);
           if (action === INTERCEPT) {
-            if (i > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, i));
             this.capturing = true;
             this.captureParts = [];
             this.captureSeq = chunk[i + 3]!;
+            this.captureStart = i;
           }
         }
         this.nextIsContinuation = length === MAX_PACKET_PAYLOAD;
         i += PACKET_HEADER_LENGTH;
         this.remaining = length;
         this.inPayload = true;
-        if (this.capturing) forwardFrom = i;
       }
       const take = Math.min(this.remaining, n - i);
       if (this.capturing && take > 0) this.captureParts.push(chunk.subarray(i, i + take));
@@ -124,27 +133,42 @@ export class CommandReader {
         continue;
       }
       if (this.capturing) {
-        forwardFrom = i;
         if (this.nextIsContinuation) continue;
         this.capturing = false;
         const parts = this.captureParts;
         this.captureParts = [];
         const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        if (!this.owner.onInterceptedCommand(payload, this.captureSeq)) {
+        const inThisChunk = this.captureStart !== -1 && parts.length === 1;
+        // Commands before this one reach the backend first, whatever the owner does with it.
+        if (this.captureStart !== -1) {
+          if (this.captureStart > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, this.captureStart));
+          forwardFrom = this.captureStart;
+        }
+        const verdict = this.owner.onInterceptedCommand(payload, this.captureSeq);
+        // Passed through and wholly in this chunk: its original bytes stay in the forward range.
+        if (verdict === PASS_THROUGH && inThisChunk) continue;
+        forwardFrom = i;
+        if (verdict === PASS_THROUGH) this.owner.forward(framePackets(payload, this.captureSeq).packet);
+        else if (!verdict) {
           this.paused = true;
           if (i < n) this.backlog.unshift(chunk.subarray(i));
           return;
         }
       }
     }
-    if (this.capturing) return; // captured bytes are not forwarded
+    if (this.capturing) {
+      // The captured packet continues in the next chunk: send what came before it, hold the rest.
+      if (this.captureStart > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, this.captureStart));
+      return;
+    }
     if (forwardFrom === 0) this.owner.forward(chunk);
     else if (n > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, n));
   }
 
-  /** Keeps an incomplete header/prefix for the next chunk, forwarding what came before it. */
+  /** Keeps an incomplete header/prefix for the next chunk, forwarding what came before it (never captured bytes). */
   private stash(chunk: Buffer, forwardFrom: number, at: number): void {
-    if (at > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, at));
+    const end = !this.capturing ? at : this.captureStart === -1 ? forwardFrom : this.captureStart;
+    if (end > forwardFrom) this.owner.forward(chunk.subarray(forwardFrom, end));
     this.carry = Buffer.from(chunk.subarray(at));
   }
 }

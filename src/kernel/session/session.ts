@@ -18,7 +18,7 @@ import {
   PROXY_AUTH_SWITCH_TRIGGER, PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
   SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
-import { CommandReader, FORWARD, INTERCEPT, type CommandAction } from '../protocol/command-reader.js';
+import { CommandReader, FORWARD, INTERCEPT, PASS_THROUGH, type CommandAction } from '../protocol/command-reader.js';
 import {
   buildChangeUser, buildGreeting, buildHandshakeResponse, isSslRequest, parseChangeUser, parseHandshakeResponse,
   type HandshakeResponse,
@@ -506,7 +506,7 @@ export class Session implements ResponseListener, SessionInfo {
     this.tracker.expect(command);
   }
 
-  onInterceptedCommand(payload: Buffer, seq: number): boolean {
+  onInterceptedCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
     const command = payload[0]!;
     if (this.generation.commandTapped[command]) {
       const reply = this.runCommandHook(command, payload);
@@ -539,12 +539,17 @@ export class Session implements ResponseListener, SessionInfo {
     if (this.phase === 'closed') return;
     if (reply && 'hold' in reply) reply = undefined;
     if (reply) this.answerCommand(reply, seq);
-    else if (!this.handleCommand(own, seq)) return;
+    else {
+      // No reader to pass bytes on for us after a hold: send the (possibly id-translated) copy ourselves.
+      const verdict = this.handleCommand(own, seq);
+      if (verdict === PASS_THROUGH) this.forward(framePackets(own, seq).packet);
+      else if (!verdict) return;
+    }
     this.reader.resume();
   }
 
   /** The kernel's own handling of an intercepted command; false when it continues asynchronously. */
-  private handleCommand(payload: Buffer, seq: number): boolean {
+  private handleCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
     const command = payload[0]!;
     switch (command) {
       case COM_QUIT:
@@ -572,8 +577,9 @@ export class Session implements ResponseListener, SessionInfo {
           return true;
         }
     }
-    this.forwardCommand(payload, seq);
-    return true;
+    // Unchanged: bookkeeping (and statement-id translation, in place), then the original bytes go on.
+    this.noteForwarded(payload);
+    return PASS_THROUGH;
   }
 
   private runCommandHook(command: number, payload: Buffer): CommandReply | undefined {
@@ -589,12 +595,17 @@ export class Session implements ResponseListener, SessionInfo {
   }
 
   private forwardCommand(payload: Buffer, seq: number): void {
+    this.noteForwarded(payload);
+    this.forward(framePackets(payload, seq).packet);
+  }
+
+  /** Bookkeeping for a whole command about to reach the backend, then statement-id translation in place. */
+  private noteForwarded(payload: Buffer): void {
     const command = payload[0]!;
     this.noteCommand(command, payload, 0, payload.length, payload.length);
     if (this.state.idsTranslated && STATEMENT_ID_COMMANDS.has(command) && payload.length >= 5) {
       payload.writeUInt32LE(this.state.backendIdFor(payload.readUInt32LE(1)), 1);
     }
-    this.forward(framePackets(payload, seq).packet);
   }
 
   /**
