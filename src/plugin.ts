@@ -14,6 +14,7 @@ export type { FrozenConfig } from './kernel/config/proxy-config.js';
 export * as protocol from './kernel/protocol/constants.js';
 export { MigrationVetoError } from './kernel/session/migration.js';
 export { BackendError, ProxyError } from './kernel/errors.js';
+export { globToRegExp } from './kernel/plugins/name-pattern.js';
 
 import type { CommandReply } from './kernel/hooks/hook-types.js';
 import { ER_PROXY_PLUGIN_REFUSED, SQLSTATE_GENERAL } from './kernel/protocol/constants.js';

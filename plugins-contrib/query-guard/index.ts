@@ -1,4 +1,4 @@
-import { definePlugin, errorReply, protocol, type CommandContext, type CommandReply } from '../../src/plugin.js';
+import { definePlugin, errorReply, protocol, type CommandContext, type CommandReply, globToRegExp } from '../../src/plugin.js';
 import schema from './schema.json' with { type: 'json' };
 
 export interface QueryGuardRule {
@@ -28,16 +28,6 @@ interface CompiledRule {
   readonly sqlState: string;
   readonly message: string;
   readonly commands: ReadonlySet<'query' | 'prepare'>;
-}
-
-function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 's');
 }
 
 const isSpace = (c: number): boolean => c === 0x20 || (c >= 0x09 && c <= 0x0d);

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
-  definePlugin, errorReply, protocol, type CommandContext, type CommandReply, type SessionInfo,
+  definePlugin, errorReply, protocol, type CommandContext, type CommandReply, type SessionInfo, globToRegExp,
 } from '../../src/plugin.js';
 import schema from './schema.json' with { type: 'json' };
 
@@ -42,16 +42,6 @@ interface Limit {
   readonly burst: number;
   readonly queue: boolean;
   readonly maxQueueMs: number;
-}
-
-function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 's');
 }
 
 /**

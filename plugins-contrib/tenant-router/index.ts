@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
-import { definePlugin, protocol, type BackendInfo, type Refusal, type SessionInfo } from '../../src/plugin.js';
+import { definePlugin, protocol, type BackendInfo, type Refusal, type SessionInfo, globToRegExp } from '../../src/plugin.js';
+export { globToRegExp };
 import schema from './schema.json' with { type: 'json' };
 
 export interface TenantConfig {
@@ -29,17 +30,6 @@ interface Tenant {
   readonly networks: BlockList | null;
   readonly databases: ReadonlySet<string> | null;
   readonly labels: ReadonlyArray<readonly [string, string]>;
-}
-
-/** "app_*" → /^app_.*$/ ("*" any run, "?" one character; everything else literal). */
-export function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 's');
 }
 
 /** "::ffff:10.1.2.3" (an IPv4 client on a dual-stack listener) → "10.1.2.3". */
