@@ -217,7 +217,11 @@ export class Kernel implements SessionHost {
         }
         session.generation.hooks.afterMigrate.call(outcome);
       })
-      .catch((err: unknown) => session.logger.error({ err }, 'migration crashed'))
+      .catch((err: unknown) => {
+        session.logger.error({ err }, 'migration crashed');
+        // Not again at once: finally() reschedules, and an immediate retry that crashes again never yields.
+        this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
+      })
       .finally(() => {
         this.migrating.delete(session.id);
         this.scheduleMigrations();

@@ -37,7 +37,13 @@ export async function migrateSession(session: Session, request: MigrationRequest
     ...ctx, result, durationMs: Date.now() - started, ...(error ? { error } : {}),
   });
 
-  const target = request.to ? resolveTarget(request.to) : await session.selectMigrationTarget(from.addr);
+  let target: BackendRecord | null | undefined;
+  try {
+    target = request.to ? resolveTarget(request.to) : await session.selectMigrationTarget(from.addr);
+  } catch (err) {
+    // A selectBackend tap refused ({ refuse }): no acceptable target, the session stays.
+    return outcome({ session, from, to: from, reason: request.reason }, 'failed', err instanceof Error ? err.message : String(err));
+  }
   if (!target || target.addr === from.addr) {
     return outcome({ session, from, to: from, reason: request.reason }, 'failed', 'no other backend available');
   }
