@@ -122,7 +122,9 @@ export class ClientConnection {
     const { frames, nextSeq } = compressFrames(bytes, this.compressSeq);
     this.compressSeq = nextSeq;
     let ok = true;
+    this.socket.cork(); // header and body of each frame leave in one write
     for (const f of frames) ok = this.socket.write(f) && ok;
+    this.socket.uncork();
     return ok;
   }
 

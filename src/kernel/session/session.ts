@@ -411,8 +411,15 @@ export class Session implements ResponseListener, SessionInfo {
   }
 
   private readonly onClientBytes = (bytes: Buffer): void => {
-    if (this.clientExclusive) this.clientQueue.push(bytes);
-    else this.reader.feed(bytes);
+    if (this.clientExclusive) {
+      this.clientQueue.push(bytes);
+      return;
+    }
+    // One chunk can become several writes (ranges around an intercepted command): one syscall for all.
+    const socket = this.backendConn?.socket;
+    socket?.cork();
+    this.reader.feed(bytes);
+    socket?.uncork();
   };
 
   private readonly onBackendData = (chunk: Buffer): void => {
