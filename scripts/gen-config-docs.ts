@@ -43,7 +43,7 @@ const INTRO = [
   'tiproxy reads a YAML file (`tiproxy --config conf/proxy.yaml`); every key is optional and a missing key takes the',
   'default shown below. Durations are numbers of seconds (fractions allowed). On SIGHUP the file is read again:',
   'keys marked *reloadable* apply without restart, the others need one. Command-line flags (`--addr`, `--api-addr`,',
-  '`--log-level`, `--log-format`, `--plugin-dir`, `--backend`) override the file.',
+  '`--log-level`, `--log-format`, `--plugin-dir`, `--backend`, `--pd-addrs`) override the file.',
 ];
 
 /** Renders the whole reference page. */

@@ -42,6 +42,7 @@ interface ParsedFlags {
   pluginDir?: string;
   logLevel?: string;
   logFormat?: string;
+  pdAddrs?: string[];
 }
 
 /** `tiproxy 0.1.0 (commit abc1234, node v20.20.2)` */
@@ -80,7 +81,7 @@ function lookUpGitCommit(): string {
   }
 }
 
-/** `a:1, b:2` → `['a:1', 'b:2']`; repeated --backend flags accumulate. */
+/** `a:1, b:2` → `['a:1', 'b:2']`; repeated --backend (or --pd-addrs) flags accumulate. */
 function collectBackends(value: string, previous: string[] | undefined): string[] {
   const listed = value
     .split(',')
@@ -94,6 +95,7 @@ function createProgram(output: ArgumentsOutput): Command {
     .description('MySQL-protocol proxy that keeps client sessions alive while the servers behind it restart, scale and move.')
     .option('--config <file>', 'configuration file (YAML); without it, built-in defaults are used')
     .option('--backend <list>', 'comma-separated backend addresses host:port, served by the discovery-static plugin', collectBackends)
+    .option('--pd-addrs <list>', 'comma-separated PD/etcd addresses host:port; backends registered there are served by the discovery-etcd plugin (overrides proxy.pd-addrs)', collectBackends)
     .option('--addr <host:port>', 'SQL listen address (overrides proxy.addr)')
     .option('--api-addr <host:port>', 'HTTP API listen address (overrides api.addr)')
     .option('--plugin-dir <dir>', 'directory of hot-loaded plugins (overrides plugin-dir)')
@@ -131,6 +133,7 @@ export function parseArguments(argv: readonly string[], output: ArgumentsOutput 
   if (flags.logFormat !== undefined) overrides.logFormat = flags.logFormat;
   if (flags.backend !== undefined) overrides.backends = flags.backend;
   if (flags.pluginDir !== undefined) overrides.pluginDir = flags.pluginDir;
+  if (flags.pdAddrs !== undefined) overrides.pdAddrs = flags.pdAddrs;
   return flags.config === undefined ? { overrides } : { configPath: flags.config, overrides };
 }
 

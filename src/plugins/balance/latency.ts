@@ -1,0 +1,39 @@
+/**
+ * Per-backend command latency: an exponentially weighted moving average of onResult durations.
+ * Kept per registry record (a WeakMap, so it survives plugin generations and dies with the backend),
+ * and forgotten when no sample arrived for a while — a backend nobody uses must not stay "slow" forever.
+ */
+interface Sample {
+  ewmaMs: number;
+  at: number;
+}
+
+const samples = new WeakMap<object, Sample>();
+
+export class LatencyTracker {
+  constructor(
+    /** Weight of a new sample (0..1]. */
+    private readonly weight: number,
+    /** Samples older than this are ignored (ms). */
+    private readonly staleAfterMs: number,
+  ) {}
+
+  /** Hot path: one command finished on `backend` (the registry record) after `durationNs`. */
+  record(backend: object, durationNs: bigint): void {
+    const ms = Number(durationNs) / 1e6;
+    const now = Date.now();
+    const s = samples.get(backend);
+    if (!s || now - s.at > this.staleAfterMs) samples.set(backend, { ewmaMs: ms, at: now });
+    else {
+      s.ewmaMs += this.weight * (ms - s.ewmaMs);
+      s.at = now;
+    }
+  }
+
+  /** The backend's average latency in ms, or undefined when unknown or stale. */
+  get(backend: object): number | undefined {
+    const s = samples.get(backend);
+    if (!s || Date.now() - s.at > this.staleAfterMs) return undefined;
+    return s.ewmaMs;
+  }
+}
