@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { configDocsPath, readSchema, renderConfigDocs, repositoryRoot } from './gen-config-docs.js';
+import { configDocsPath, readPluginSchemas, readSchema, renderConfigDocs, repositoryRoot } from './gen-config-docs.js';
 
-const expected = renderConfigDocs(readSchema());
+const expected = renderConfigDocs(readSchema(), readPluginSchemas());
 let actual: string | undefined;
 try {
   actual = readFileSync(configDocsPath, 'utf8');

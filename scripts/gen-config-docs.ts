@@ -3,13 +3,14 @@
  * from what the loader actually accepts. `npm run docs:config` writes it; check-config-docs.ts
  * verifies it is current.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The subset of JSON Schema the proxy schema uses. */
 interface SchemaNode {
   $ref?: string;
+  title?: string;
   description?: string;
   type?: string;
   enum?: unknown[];
@@ -46,8 +47,15 @@ const INTRO = [
   '`--log-level`, `--log-format`, `--plugin-dir`, `--backend`, `--pd-addrs`) override the file.',
 ];
 
-/** Renders the whole reference page. */
-export function renderConfigDocs(schema: SchemaNode): string {
+/** A plugin's config schema and where it lives (for the plugins part of the reference). */
+export interface PluginSchema {
+  name: string;
+  file: string;
+  schema: SchemaNode;
+}
+
+/** Renders the whole reference page: the proxy's own keys, then each plugin's `config`. */
+export function renderConfigDocs(schema: SchemaNode, plugins: readonly PluginSchema[] = []): string {
   const lines = [...INTRO];
   for (const [key, node] of Object.entries(schema.properties ?? {})) {
     const section = resolve(schema, node);
@@ -60,7 +68,41 @@ export function renderConfigDocs(schema: SchemaNode): string {
     const rows = isObjectSection ? childRows(schema, key, section) : rowsFor(schema, key, section, false);
     for (const row of rows) lines.push(`| \`${row.keyPath}\` | ${cell(row.type)} | ${cell(row.defaultValue)} | ${cell(row.description)} |`);
   }
+  if (plugins.length > 0) {
+    lines.push('', '## Plugins', '', 'Each entry of `plugins:` has `name`, `enabled`, `required` and `config`; these are the `config` keys of',
+      'the plugins that ship with tiproxy (built-in ones from `schemas/plugins/`, contrib ones from `plugins-contrib/`).');
+    for (const plugin of plugins) {
+      lines.push('', `### \`${plugin.name}\``, '', `Schema: \`${plugin.file}\``, '');
+      if (plugin.schema.description) lines.push(plugin.schema.description, '');
+      const rows = childRows(plugin.schema, 'config', plugin.schema);
+      if (rows.length === 0) {
+        lines.push('No settings.');
+        continue;
+      }
+      lines.push('| Key | Type | Default | Description |', '| --- | --- | --- | --- |');
+      for (const row of rows) lines.push(`| \`${row.keyPath}\` | ${cell(row.type)} | ${cell(row.defaultValue)} | ${cell(row.description)} |`);
+    }
+  }
   return `${lines.join('\n')}\n`;
+}
+
+/** Built-in plugin schemas (schemas/plugins/<name>.schema.json), then contrib ones (plugins-contrib/<name>/schema.json). */
+export function readPluginSchemas(): PluginSchema[] {
+  const out: PluginSchema[] = [];
+  const builtin = join(repositoryRoot, 'schemas', 'plugins');
+  if (existsSync(builtin)) {
+    for (const f of readdirSync(builtin).filter((n) => n.endsWith('.schema.json')).sort()) {
+      out.push({ name: f.replace('.schema.json', ''), file: `schemas/plugins/${f}`, schema: JSON.parse(readFileSync(join(builtin, f), 'utf8')) as SchemaNode });
+    }
+  }
+  const contrib = join(repositoryRoot, 'plugins-contrib');
+  if (existsSync(contrib)) {
+    for (const d of readdirSync(contrib).sort()) {
+      const f = join(contrib, d, 'schema.json');
+      if (existsSync(f)) out.push({ name: d, file: `plugins-contrib/${d}/schema.json`, schema: JSON.parse(readFileSync(f, 'utf8')) as SchemaNode });
+    }
+  }
+  return out;
 }
 
 function rowsFor(root: SchemaNode, keyPath: string, referencing: SchemaNode, required: boolean): DocRow[] {
@@ -113,6 +155,6 @@ export function readSchema(): SchemaNode {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  writeFileSync(configDocsPath, renderConfigDocs(readSchema()));
+  writeFileSync(configDocsPath, renderConfigDocs(readSchema(), readPluginSchemas()));
   console.log(`wrote ${configDocsPath}`);
 }

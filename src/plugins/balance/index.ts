@@ -3,7 +3,7 @@ import { acceptableForRouting, compareScores, routable, scoresOf, viewOf, type F
 import { LatencyTracker } from './latency.js';
 import { candidatesOf, LoadBook, type CandidateSettings } from './load.js';
 import { Rebalancer } from './rebalancer.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/balance.schema.json' with { type: 'json' };
 
 export interface BalanceConfig {
   policy: 'prefer-idle' | 'random';

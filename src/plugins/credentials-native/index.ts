@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { definePlugin, protocol, type AuthExchange } from '../../plugin.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/credentials-native.schema.json' with { type: 'json' };
 
 export interface NativeCredentialsConfig {
   'users-file': string;

@@ -1,6 +1,6 @@
 import { definePlugin, type BackendAnnouncement } from '../../plugin.js';
 import { resolveName, type DnsName } from './resolve.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/discovery-dns.schema.json' with { type: 'json' };
 
 export interface DnsDiscoveryConfig {
   names: DnsName[];

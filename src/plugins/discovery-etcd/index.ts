@@ -1,6 +1,6 @@
 import { definePlugin } from '../../plugin.js';
 import { createEtcdClient, splitAddrList } from './etcd-client.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/discovery-etcd.schema.json' with { type: 'json' };
 import { TopologySync } from './topology-sync.js';
 
 export interface EtcdDiscoveryConfig {

@@ -1,5 +1,5 @@
 import { definePlugin, type BackendAnnouncement } from '../../plugin.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/discovery-static.schema.json' with { type: 'json' };
 
 export interface StaticDiscoveryConfig {
   backends: Array<{ addr: string; labels?: Record<string, string>; 'status-port'?: number }>;

@@ -1,5 +1,5 @@
 import { definePlugin, type BackendInfo } from '../../plugin.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/health.schema.json' with { type: 'json' };
 import { probeSqlPort } from './sql-probe.js';
 import { probeStatusPort } from './status-probe.js';
 

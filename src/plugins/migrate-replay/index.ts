@@ -1,5 +1,5 @@
 import { definePlugin, MigrationVetoError, type BackendSql, type StateTransferContext } from '../../plugin.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/migrate-replay.schema.json' with { type: 'json' };
 
 export interface ReplayConfig {
   'skip-variables': string[];

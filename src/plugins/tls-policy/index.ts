@@ -1,5 +1,5 @@
 import { definePlugin } from '../../plugin.js';
-import schema from './schema.json' with { type: 'json' };
+import schema from '../../../schemas/plugins/tls-policy.schema.json' with { type: 'json' };
 
 export interface TlsPolicyConfig {
   backend: 'follow-client' | 'prefer' | 'never';
