@@ -1,7 +1,8 @@
 // Real components: etcd 3.4 (plain, and one with TLS + client certificates), two MariaDB 10.11 servers,
-// `tiproxyctl register` child processes (from source), the proxy in-process with discovery-etcd, and
-// mysql2 clients. Covers registration → routing latency, SIGTERM/SIGKILL of the registrar, etcd down at
-// start and mid-run, TLS to etcd, and how --pd-addrs enables the plugin.
+// `tiproxyctl register` child processes (the built bin/tiproxyctl once, otherwise from source), the
+// proxy in-process with discovery-etcd, and mysql2 clients. Covers registration → routing latency,
+// SIGTERM/SIGKILL of the registrar, etcd down at start and mid-run, TLS to etcd, and how --pd-addrs
+// enables the plugin.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
@@ -53,8 +54,8 @@ describe('discovery-etcd', () => {
   const registrars: RegistrarProcess[] = [];
   const proxies: TestProxy[] = [];
 
-  const register = (db: MariaDBInstance, extra: string[] = [], endpoint = etcd.endpoint) => {
-    const r = startRegistrar(['--pd-addrs', endpoint, '--addr', addr(db), ...extra]);
+  const register = (db: MariaDBInstance, extra: string[] = [], endpoint = etcd.endpoint, built = false) => {
+    const r = startRegistrar(['--pd-addrs', endpoint, '--addr', addr(db), ...extra], { built });
     registrars.push(r);
     return r;
   };
@@ -112,7 +113,8 @@ describe('discovery-etcd', () => {
     try {
       // Three sessions on db0 make the newcomer the idlest: the next session must go there.
       for (let i = 0; i < 3; i++) assert.equal(await portOf(await connect(proxy)), db0.port);
-      const registrar = register(db1, ['--labels', 'zone=z1,group=g']);
+      // The built CLI (bin/tiproxyctl → dist/), as operators run it.
+      const registrar = register(db1, ['--labels', 'zone=z1,group=g'], etcd.endpoint, true);
       await registrar.registered();
       const registeredAt = Date.now();
       let reachedAt = 0;

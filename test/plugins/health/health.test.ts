@@ -1,8 +1,13 @@
 // Real components: two MariaDB 10.11 servers (one is stopped and restarted), the proxy in-process with
 // the health plugin, mysql2 clients; node:net / node:http stand-ins for a server that greets with an
 // ERR packet and for TiDB's HTTP status port. Covers SQL-port checks (interval × retries), recovery, ERR
-// greetings, /status 200/500, and the hot-reloadable drain list.
+// greetings, /status 200/500, and the hot-reloadable drain list (with the migration plugins, drained
+// sessions really move).
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +15,7 @@ import mysql from 'mysql2/promise';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 const INTERVAL = 0.3;
@@ -29,8 +34,8 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, tim
 
 const open: Connection[] = [];
 
-async function connect(proxy: TestProxy): Promise<Connection> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 5000 });
+async function connect(proxy: TestProxy, user = ROOT_USER, password = ROOT_PASSWORD): Promise<Connection> {
+  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user, password, connectTimeout: 5000 });
   c.on('error', () => {});
   open.push(c);
   return c;
@@ -226,6 +231,44 @@ describe('health', () => {
     } finally {
       await closeAll();
       await proxy.stop();
+    }
+  });
+
+  it('with the migration plugins, drained sessions really move away, and come back half when undrained', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiproxy-health-'));
+    const stage2 = createHash('sha1').update(createHash('sha1').update(NATIVE_PASSWORD).digest()).digest('hex').toUpperCase();
+    writeFileSync(join(dir, 'users'), `${NATIVE_USER}:*${stage2}\n`);
+    const proxy = await startProxy({
+      backends: [addr(db0), addr(db1)],
+      config: {
+        plugins: [
+          { name: 'credentials-native', config: { 'users-file': join(dir, 'users') } },
+          { name: 'migrate-replay' },
+          { name: 'health', config: HEALTH },
+          { name: 'balance', config: { rebalance: { interval: 0.1, 'evacuate-seconds': 1 } } },
+        ],
+      },
+      logLevel: 'info',
+    });
+    try {
+      const sessions: Connection[] = [];
+      for (let i = 0; i < 6; i++) sessions.push(await connect(proxy, NATIVE_USER, NATIVE_PASSWORD));
+      await sessions[0]!.query('SET @marker = 42');
+      await reloadPlugin(proxy, 'health', { ...HEALTH, drain: [addr(db1)] });
+      const drainedIn = await waitFor('every session to leave db1', () => proxy.kernel.backends.get(addr(db1))!.connections === 0, 5000);
+      const ports = await Promise.all(sessions.map(portOf));
+      assert.ok(ports.every((p) => p === db0.port), `ports ${ports.join(', ')}`);
+      const [rows] = await sessions[0]!.query<RowDataPacket[]>('SELECT @marker AS m');
+      assert.equal(rows[0]!['m'], 42, 'session state travelled');
+      await reloadPlugin(proxy, 'health', { ...HEALTH, drain: [] });
+      await waitFor('the rebalancer to even the backends out', () => proxy.kernel.backends.get(addr(db1))!.connections === 3, 5000);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(proxy.kernel.backends.list().map((b) => b.connections), [3, 3], 'and no further (never back and forth)');
+      t.diagnostic(`drained in ${drainedIn} ms; results ${JSON.stringify([...proxy.kernel.migrationResults])}`);
+    } finally {
+      await closeAll();
+      await proxy.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
