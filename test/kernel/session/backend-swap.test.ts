@@ -59,7 +59,7 @@ describe('swapping a session\'s backend connection', () => {
     await c.end();
   });
 
-  it('logs in with a native-password hash and refuses a wrong one with the backend\'s error', async () => {
+  it('refuses a credentialed login with a wrong password using the backend\'s own error', async () => {
     const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD });
     const session = proxy.kernel.sessions.get(c.threadId!)!;
     const conn = await BackendConnection.dial({
