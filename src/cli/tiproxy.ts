@@ -38,6 +38,14 @@ async function main(): Promise<void> {
     die(`cannot read config: ${(err as Error).message}`);
   }
   const logger = createLogger(config.log);
+  // A plugin's background work (timers, watchers, promises nobody awaits) must not take the proxy down:
+  // log it with what we know and keep serving.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, `unhandled rejection (kept running): ${reason instanceof Error ? reason.message : String(reason)}`);
+  });
+  process.on('uncaughtException', (err) => {
+    logger.error({ err }, `uncaught exception (kept running): ${err.message}`);
+  });
   const kernel = new Kernel({ config, logger, resolvePlugin: (name) => BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name) });
   try {
     await kernel.init();
