@@ -193,16 +193,26 @@ export class Kernel implements SessionHost {
       if (this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return;
       const session = this.sessions.get(id);
       if (!session) this.migrationRequests.delete(id);
-      else this.tryMigrate(session);
+      else void this.tryMigrate(session);
     }
   }
 
-  private tryMigrate(session: Session): void {
+  /** Whether a move was asked for this session (the session may then commit-and-move on BEGIN). */
+  migrationPending(session: Session): boolean {
+    return this.migrationRequests.has(session.id) && (this.migrationRetryAt.get(session.id) ?? 0) <= Date.now();
+  }
+
+  /** Runs the session's pending move now if it is at a safe point; resolves when it is over. */
+  migrateNow(session: Session): Promise<void> {
+    return this.tryMigrate(session) ?? Promise.resolve();
+  }
+
+  private tryMigrate(session: Session): Promise<void> | undefined {
     const request = this.migrationRequests.get(session.id);
-    if (!request || this.migrating.has(session.id) || this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return;
-    if ((this.migrationRetryAt.get(session.id) ?? 0) > Date.now() || session.unsafeReason() !== null) return;
+    if (!request || this.migrating.has(session.id) || this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return undefined;
+    if ((this.migrationRetryAt.get(session.id) ?? 0) > Date.now() || session.unsafeReason() !== null) return undefined;
     this.migrating.add(session.id);
-    void migrateSession(session, request, (addr) => this.backends.get(addr))
+    return migrateSession(session, request, (addr) => this.backends.get(addr))
       .then((outcome) => {
         const key = `${request.reason}/${outcome.result}`;
         this.migrationResults.set(key, (this.migrationResults.get(key) ?? 0) + 1);
@@ -318,7 +328,7 @@ export class Kernel implements SessionHost {
       this.releaseGeneration(old);
     }
     if (this.shuttingDown && session.unsafeReason() === null) session.close({ side: 'proxy', reason: 'shutdown' });
-    else if (this.migrationRequests.size > 0) this.tryMigrate(session);
+    else if (this.migrationRequests.size > 0) void this.tryMigrate(session);
   }
 
   // ---- listening -----------------------------------------------------------------------------------

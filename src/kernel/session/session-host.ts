@@ -27,4 +27,8 @@ export interface SessionHost {
   sessionClosed(session: Session, reason: CloseReason): void;
   /** Called when a session reaches a safe point (no command in flight, not in a transaction). */
   sessionIdle(session: Session): void;
+  /** A move was requested for this session and may be tried now. */
+  migrationPending(session: Session): boolean;
+  /** Runs the session's pending move now if the session is at a safe point. */
+  migrateNow(session: Session): Promise<void>;
 }

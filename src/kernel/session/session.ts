@@ -33,6 +33,7 @@ import { BackendConnection, BackendTlsRequiredError } from './backend-connection
 import { ClientConnection } from './client-connection.js';
 import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
 import type { SessionHost } from './session-host.js';
+import { BackendSqlRunner } from './backend-sql.js';
 import { SessionState } from './session-state.js';
 import { classifyStatement, StatementKind } from './statement-classifier.js';
 
@@ -91,6 +92,8 @@ export class Session implements ResponseListener, SessionInfo {
   private commandStartedAt = 0n;
   private backendCapabilities = 0;
   private handshakeTimer: NodeJS.Timeout | null = null;
+  /** A BEGIN arrived inside a transaction while a move is pending: commit, move, then begin (DESIGN §5). */
+  private movingOnBegin = false;
   /** Sequence id an ERR must carry if the handshake fails now (0 before the greeting, then after the client's last packet). */
   private handshakeErrorSeq = 0;
   /** Id of the session whose KILL CONNECTION for this one went to our shared backend (0 = none). */
@@ -148,7 +151,8 @@ export class Session implements ResponseListener, SessionInfo {
 
   /** Null when the backend could be swapped right now, else why not. */
   unsafeReason(): ReturnType<SessionState['unsafeReason']> {
-    if (!this.reader.atPacketBoundary || this.tracker.midPacket) return 'command-in-flight';
+    // While a BEGIN is held to move the session first, the paused reader is not a command in flight.
+    if ((!this.reader.atPacketBoundary && !this.movingOnBegin) || this.tracker.midPacket) return 'command-in-flight';
     return this.state.unsafeReason(this.tracker.pending, this.busy || this.phase !== 'command');
   }
 
@@ -446,6 +450,10 @@ export class Session implements ResponseListener, SessionInfo {
     switch (command) {
       case COM_QUERY:
         if (length <= KILL_INSPECT_MAX && mayBeKill(buf, off + 1, off + avail)) return INTERCEPT;
+        // A session asked to move that never leaves its transaction moves when it starts the next one.
+        if (this.state.inTransaction && classifyStatement(buf, off + 1, off + avail) === StatementKind.Begin && this.host.migrationPending(this)) {
+          return INTERCEPT;
+        }
         // A SET TRANSACTION longer than the prefix is captured whole so its text can be replayed.
         if (length > avail && classifyStatement(buf, off + 1, off + avail) === StatementKind.SetTransaction) return INTERCEPT;
         break;
@@ -572,6 +580,12 @@ export class Session implements ResponseListener, SessionInfo {
         }
         break;
       case COM_QUERY:
+        if (this.state.inTransaction && classifyStatement(payload, 1, payload.length) === StatementKind.Begin && this.host.migrationPending(this)) {
+          void this.commitMoveAndBegin(payload, seq);
+          return false;
+        }
+        if (this.interceptKill(payload, seq)) return true;
+        break;
       case COM_PROCESS_KILL:
         if (this.interceptKill(payload, seq)) return true;
         break;
@@ -612,6 +626,39 @@ export class Session implements ResponseListener, SessionInfo {
     this.noteCommand(command, payload, 0, payload.length, payload.length);
     if (this.state.idsTranslated && STATEMENT_ID_COMMANDS.has(command) && payload.length >= 5) {
       payload.writeUInt32LE(this.state.backendIdFor(payload.readUInt32LE(1)), 1);
+    }
+  }
+
+  /**
+   * BEGIN inside a transaction commits it implicitly anyway: do that COMMIT on the old backend, let the
+   * pending move happen now that the session is outside a transaction, then run the BEGIN wherever the
+   * session is. A failing COMMIT is the BEGIN's answer, exactly as the server would give it.
+   */
+  private async commitMoveAndBegin(payload: Buffer, seq: number): Promise<void> {
+    const begin = Buffer.from(payload);
+    const conn = this.backendConn;
+    try {
+      if (!conn) return;
+      const timeoutMs = this.host.config().proxy['backend-connect-timeout'] * 1000 + 10_000;
+      try {
+        const status = await this.exclusive(conn, async (channel) =>
+          (await new BackendSqlRunner(conn.backend.addr, channel, this.backendCapabilities, timeoutMs).query('COMMIT')).status);
+        this.state.applyStatus(status);
+      } catch (err) {
+        if (this.phase === 'closed') return;
+        const e = err instanceof ProxyError ? err : new BackendError(CR_SERVER_LOST, (err as Error).message);
+        this.replyError(seq, e.code, e.message, e.sqlState);
+        return;
+      }
+      this.movingOnBegin = true;
+      try {
+        await this.host.migrateNow(this);
+      } finally {
+        this.movingOnBegin = false;
+      }
+      if (this.phase !== 'closed') this.forwardCommand(begin, seq);
+    } finally {
+      this.reader.resume();
     }
   }
 

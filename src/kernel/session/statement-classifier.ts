@@ -12,6 +12,8 @@ export const enum StatementKind {
   CreateTemporary = 3,
   LockTables = 4,
   UnlockTables = 5,
+  /** BEGIN [WORK] or START TRANSACTION (not MariaDB's compound `BEGIN NOT ATOMIC`). */
+  Begin = 6,
 }
 
 function skipSpaceAndComments(buf: Buffer, i: number, end: number): number {
@@ -41,6 +43,10 @@ export function classifyStatement(buf: Buffer, start: number, end: number): Stat
   if (i >= end) return StatementKind.Other;
   switch (buf[i]! | 0x20) {
     case 0x73: { // s
+      const afterStart = word(buf, i, end, 'START');
+      if (afterStart !== -1) {
+        return word(buf, skipSpaceAndComments(buf, afterStart, end), end, 'TRANSACTION') !== -1 ? StatementKind.Begin : StatementKind.Other;
+      }
       const afterSet = word(buf, i, end, 'SET');
       if (afterSet === -1) return StatementKind.Other;
       const j = skipSpaceAndComments(buf, afterSet, end);
@@ -62,6 +68,11 @@ export function classifyStatement(buf: Buffer, start: number, end: number): Stat
     }
     case 0x75: // u
       return word(buf, i, end, 'UNLOCK') !== -1 ? StatementKind.UnlockTables : StatementKind.Other;
+    case 0x62: { // b
+      const afterBegin = word(buf, i, end, 'BEGIN');
+      if (afterBegin === -1) return StatementKind.Other;
+      return word(buf, skipSpaceAndComments(buf, afterBegin, end), end, 'NOT') === -1 ? StatementKind.Begin : StatementKind.Other;
+    }
     default:
       return StatementKind.Other;
   }

@@ -146,6 +146,28 @@ describe('session migration by state replay', () => {
     await c.end();
   });
 
+  it('moves a session that never commits when it starts its next transaction (COMMIT old, move, BEGIN new)', async () => {
+    const c = await connect();
+    await c.query('BEGIN');
+    await c.query("UPDATE kv SET v = 'eins' WHERE id = 1");
+    const from = backendOf(c);
+    const to = otherThan(from);
+    assert.ok(proxy.kernel.requestMigration(c.threadId!, 'test', to));
+    await sleep(1200);
+    assert.equal(backendOf(c), from, 'not moved inside the transaction');
+    await c.query('BEGIN'); // implicitly commits the first transaction
+    assert.equal(backendOf(c), to, 'moved between the two transactions');
+    const [[row]] = (await c.query('SELECT @@in_transaction AS t, @@port AS port')) as unknown as [[{ t: number; port: number }]];
+    assert.equal(row.t, 1, 'the new transaction is open on the new backend');
+    assert.equal(`127.0.0.1:${row.port}`, to);
+    await c.query('COMMIT');
+    // The first transaction's write was committed on the old backend.
+    const old = dbs.find((d) => addrOf(d) === from)!;
+    const committed = await old.query<Array<{ v: string }>>('SELECT v FROM test.kv WHERE id = 1');
+    assert.equal(committed[0]!.v, 'eins');
+    await c.end();
+  });
+
   for (const [what, setup, reason] of [
     ['a temporary table', 'CREATE TEMPORARY TABLE tmp1 (x INT)', /temporary tables/],
     ['a GET_LOCK lock', "SELECT GET_LOCK('migration-test', 1)", /user-level lock/],
