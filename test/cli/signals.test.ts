@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
+import { ensureBuilt } from '../harness/build.js';
 import { repoRoot, tmpRoot } from '../harness/paths.js';
 import { exitCode, startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 
@@ -23,22 +24,6 @@ interface JsonLine {
   [key: string]: unknown;
 }
 
-/** Newest modification time under `dir` (recursive). */
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function ensureBuilt(): void {
-  const bundle = join(repoRoot, 'dist', 'tiproxy.js');
-  const sources = Math.max(newestMtime(join(repoRoot, 'src')), statSync(join(repoRoot, 'package.json')).mtimeMs);
-  if (existsSync(bundle) && statSync(bundle).mtimeMs >= sources) return;
-  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: 'inherit' });
-}
 
 /** Runs bin/tiproxy to completion; stdout and stderr kept apart. */
 async function runCli(args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -1,26 +1,11 @@
 // `tiproxyctl register` as a child process — from source with tsx, or the built `bin/tiproxyctl`
 // (rebuilt first when src/ is newer than dist/) — with its JSON log lines parsed; stopped by PID only.
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { ensureBuilt } from './build.js';
 import { repoRoot } from './paths.js';
 import { spawnTracked, stopProcess } from './processes.js';
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-function ensureBuilt(): void {
-  const bundle = join(repoRoot, 'dist', 'tiproxyctl.js');
-  const sources = Math.max(newestMtime(join(repoRoot, 'src')), statSync(join(repoRoot, 'package.json')).mtimeMs);
-  if (existsSync(bundle) && statSync(bundle).mtimeMs >= sources) return;
-  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, stdio: 'inherit' });
-}
 
 export interface RegistrarProcess {
   readonly child: ChildProcess;
@@ -34,7 +19,7 @@ export interface RegistrarProcess {
 }
 
 export function startRegistrar(args: string[], opts: { built?: boolean } = {}): RegistrarProcess {
-  if (opts.built) ensureBuilt();
+  if (opts.built) ensureBuilt('tiproxyctl');
   const entry = opts.built ? [join(repoRoot, 'bin', 'tiproxyctl')] : ['--import', 'tsx', 'src/cli/tiproxyctl.ts'];
   const child = spawnTracked(process.execPath, [...entry, 'register', '--log-format', 'json', ...args], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
