@@ -14,10 +14,8 @@ import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBIns
 import { ensureBuilt } from '../harness/build.js';
 import { repoRoot, tmpRoot } from '../harness/paths.js';
 import { exitCode, startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
+import { ClientPool, rejection, waitFor } from '../harness/clients.js';
 
-interface MysqlError extends Error {
-  errno?: number;
-}
 
 interface JsonLine {
   msg: string;
@@ -48,32 +46,10 @@ function closedLine(p: ProxyProcess, c: Connection): JsonLine | undefined {
   return jsonLines(p.output()).find((l) => l.msg === 'session closed' && l['conn'] === c.threadId);
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
-async function rejection(p: Promise<unknown>): Promise<MysqlError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as MysqlError;
-  }
-  assert.fail('expected the promise to reject');
-}
 
-const open: Connection[] = [];
-
-async function connect(proxy: { host: string; port: number }): Promise<Connection> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, database: TEST_DATABASE });
-  c.on('error', () => {});
-  open.push(c);
-  return c;
-}
+const clients = new ClientPool();
+const connect = (proxy: { host: string; port: number }) => clients.connect(proxy, { database: TEST_DATABASE });
 
 /** Resolves when the server side closes the client's socket. */
 function socketClosed(c: Connection): Promise<unknown> {
@@ -113,7 +89,7 @@ describe('the tiproxy CLI process', { timeout: 120_000 }, () => {
     await x.query(`CREATE TABLE IF NOT EXISTS ${TEST_DATABASE}.t (id INT PRIMARY KEY)`);
   });
   after(async () => {
-    for (const c of open.splice(0)) c.destroy();
+    await clients.closeAll(false);
     for (const p of procs) await p.stop('SIGKILL');
     for (const db of dbs) await db.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -6,25 +6,14 @@ import mysql from 'mysql2/promise';
 import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 import { stripComments } from '../../plugins-contrib/query-guard/index.js';
+import { rejection } from '../harness/clients.js';
 
 const PASSWORD = 'guard-pw';
 const APP_USER = 'guard_app_1';
 const TENANT_USER = 'guard_t_1';
 const DROP_MESSAGE = 'DROP TABLE is not allowed for application users';
 
-interface MysqlError extends Error {
-  errno?: number;
-  sqlState?: string;
-}
 
-async function rejection(promise: Promise<unknown>): Promise<MysqlError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as MysqlError;
-  }
-  assert.fail('expected the statement to be refused');
-}
 
 describe('query-guard plugin', () => {
   let db: MariaDBInstance;

@@ -11,23 +11,12 @@ import { createHookSet } from '../../src/kernel/hooks/hook-set.js';
 import type { CommandContext, CommandReply, PluginContext, SessionInfo } from '../../src/plugin.js';
 import { protocol } from '../../src/plugin.js';
 import rateLimit, { TokenBucket, type RateLimitConfig } from '../../plugins-contrib/rate-limit/index.js';
+import { rejection, type MysqlError } from '../harness/clients.js';
 
 const PASSWORD = 'rl-pw';
 const USERS = ['conn_1', 'qps_1', 'queue_1', 'slow_1', 'ten_1', 'ten_2'];
 
-interface MysqlError extends Error {
-  errno?: number;
-  sqlState?: string;
-}
 
-async function rejection(promise: Promise<unknown>): Promise<MysqlError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as MysqlError;
-  }
-  assert.fail('expected a refusal');
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

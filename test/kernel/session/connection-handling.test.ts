@@ -6,17 +6,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import mysql from 'mysql2/promise';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../../harness/mariadb.js';
 import { freePort } from '../../harness/ports.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
+import { ClientPool, rejection, waitFor } from '../../harness/clients.js';
 
-interface MysqlError extends Error {
-  errno?: number;
-  code?: string;
-  sqlMessage?: string;
-}
 
 /** Short graceful timeout so stopping a proxy never waits long for a stuck session. */
 const BASE_CONFIG = { proxy: { 'graceful-close-conn-timeout': 1 } };
@@ -26,41 +21,12 @@ function withBase(config: Record<string, unknown> = {}): Record<string, unknown>
   return { ...config, proxy };
 }
 
-const open: Connection[] = [];
+const clients = new ClientPool();
+const connect = (proxy: { host: string; port: number }, database?: string) => clients.connect(proxy, database ? { database } : {});
+/** Sessions here are often killed or cut off: destroy rather than wait for a COM_QUIT answer. */
+const closeAll = () => clients.closeAll(false);
 
-async function connect(proxy: { host: string; port: number }, database?: string): Promise<Connection> {
-  const c = await mysql.createConnection({
-    host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 10_000,
-    ...(database ? { database } : {}),
-  });
-  // A connection the proxy closes emits 'error' when no command is waiting: never let that crash the test.
-  c.on('error', () => {});
-  open.push(c);
-  return c;
-}
 
-async function closeAll(): Promise<void> {
-  for (const c of open.splice(0)) c.destroy();
-}
-
-/** Rejection of `p` as a MySQL error (fails the test if `p` resolves). */
-async function rejection(p: Promise<unknown>): Promise<MysqlError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as MysqlError;
-  }
-  assert.fail('expected the promise to reject');
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function closedLine(proxy: TestProxy, conn: number): LogLine | undefined {
   return proxy.logs.find((l) => l.msg === 'session closed' && l['conn'] === conn);
@@ -166,9 +132,7 @@ describe('connection handling', () => {
       await db1.query(`CREATE USER IF NOT EXISTS 'limited'@'%' IDENTIFIED BY 'limited-pw'`);
       await db1.query(`GRANT SELECT ON ${TEST_DATABASE}.* TO 'limited'@'%'`);
       const a = await connect(proxy);
-      const weak = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: 'limited', password: 'limited-pw' });
-      weak.on('error', () => {});
-      open.push(weak);
+      const weak = await clients.connect(proxy, { user: 'limited', password: 'limited-pw' });
       const err = await rejection(weak.query(`KILL CONNECTION ${a.threadId}`));
       assert.equal(err.errno, 1095, err.message);
       assert.equal(proxy.kernel.sessions.get(a.threadId!)?.killedBy, 0);

@@ -4,44 +4,20 @@
 // idle backend (rate-limited, oldest first, one way).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import mysql from 'mysql2/promise';
-import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
+import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 interface MysqlError extends Error {
   errno?: number;
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await cond()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const open: Connection[] = [];
+const { connect, end, closeAll } = new ClientPool();
 
-async function connect(proxy: TestProxy): Promise<Connection> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 10_000 });
-  c.on('error', () => {});
-  open.push(c);
-  return c;
-}
 
-async function portOf(c: Connection): Promise<number> {
-  const [rows] = await c.query<RowDataPacket[]>('SELECT @@port AS port');
-  return rows[0]!['port'] as number;
-}
-
-async function closeAll(): Promise<void> {
-  const all = open.splice(0);
-  for (let i = 0; i < all.length; i += 50) await Promise.all(all.slice(i, i + 50).map((c) => c.end().catch(() => c.destroy())));
-}
 
 async function reloadPlugin(proxy: TestProxy, name: string, config: Record<string, unknown>): Promise<void> {
   const next = structuredClone(proxy.kernel.config()) as ProxyConfig;
@@ -147,8 +123,7 @@ describe('balance', () => {
       for (let i = 0; i < 24; i++) {
         const c = await connect(proxy);
         ports.add(await portOf(c));
-        await c.end();
-        open.pop();
+        await end(c);
       }
       assert.deepEqual([...ports].sort(), [db0.port, db1.port].sort());
     } finally {

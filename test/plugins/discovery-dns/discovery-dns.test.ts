@@ -3,33 +3,16 @@
 // (test/harness/dns-server.ts) whose A/SRV answers the tests change. No external DNS is used.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import mysql from 'mysql2/promise';
-import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { startDnsServer, type DnsServer } from '../../harness/dns-server.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
+import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await cond()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const open: Connection[] = [];
+const { connect, closeAll } = new ClientPool();
 
 async function portThroughProxy(proxy: TestProxy): Promise<number> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 5000 });
-  c.on('error', () => {});
-  open.push(c);
-  const [rows] = await c.query<RowDataPacket[]>('SELECT @@port AS port');
-  return rows[0]!['port'] as number;
-}
-
-async function closeAll(): Promise<void> {
-  await Promise.all(open.splice(0).map((c) => c.end().catch(() => c.destroy())));
+  return portOf(await connect(proxy, { connectTimeout: 5000 }));
 }
 
 const addrs = (proxy: TestProxy) => proxy.kernel.backends.list().map((b) => b.addr).sort();

@@ -6,43 +6,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import mysql from 'mysql2/promise';
-import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { applyOverrides, defaultConfig } from '../../../src/kernel/config/config-loader.js';
 import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 import { startRegistrar, type RegistrarProcess } from '../../harness/registrar.js';
+import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 const FAST_ETCD = { 'resync-interval': 1, 'max-retry-interval': 0.5, 'warn-interval': 2, 'request-timeout': 1 };
 const FAST_HEALTH = { interval: 0.5, timeout: 0.5, retries: 2 };
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 10): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await cond()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
-const open: Connection[] = [];
+const { connect, end, closeAll } = new ClientPool();
 
-async function connect(proxy: TestProxy): Promise<Connection> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 5000 });
-  c.on('error', () => {});
-  open.push(c);
-  return c;
-}
 
-async function portOf(c: Connection): Promise<number> {
-  const [rows] = await c.query<RowDataPacket[]>('SELECT @@port AS port');
-  return rows[0]!['port'] as number;
-}
-
-async function closeAll(): Promise<void> {
-  await Promise.all(open.splice(0).map((c) => c.end().catch(() => c.destroy())));
-}
 
 const addr = (db: MariaDBInstance) => `127.0.0.1:${db.port}`;
 
@@ -203,8 +180,7 @@ describe('discovery-etcd', () => {
             const c = await connect(proxy);
             seenPorts.add(await portOf(c));
             newSessions++;
-            await c.end();
-            open.splice(open.indexOf(c), 1);
+            await end(c);
           } catch {
             failures++;
           }

@@ -11,44 +11,24 @@ import { join } from 'node:path';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import mysql from 'mysql2/promise';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
 import { startMariaDBs, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
+import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 const INTERVAL = 0.3;
 const RETRIES = 3;
 const TIMEOUT = 0.3;
 const HEALTH = { interval: INTERVAL, timeout: TIMEOUT, retries: RETRIES };
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await cond()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const open: Connection[] = [];
+const clients = new ClientPool();
+const connect = (proxy: TestProxy, user = ROOT_USER, password = ROOT_PASSWORD) => clients.connect(proxy, { user, password, connectTimeout: 5000 });
+const { end, closeAll } = clients;
 
-async function connect(proxy: TestProxy, user = ROOT_USER, password = ROOT_PASSWORD): Promise<Connection> {
-  const c = await mysql.createConnection({ host: proxy.host, port: proxy.port, user, password, connectTimeout: 5000 });
-  c.on('error', () => {});
-  open.push(c);
-  return c;
-}
 
-async function portOf(c: Connection): Promise<number> {
-  const [rows] = await c.query<RowDataPacket[]>('SELECT @@port AS port');
-  return rows[0]!['port'] as number;
-}
-
-async function closeAll(): Promise<void> {
-  await Promise.all(open.splice(0).map((c) => c.end().catch(() => c.destroy())));
-}
 
 /** Applies `config` to plugin `name` through a generation rebuild, like a SIGHUP after editing the file. */
 async function reloadPlugin(proxy: TestProxy, name: string, config: Record<string, unknown>): Promise<void> {
@@ -115,8 +95,7 @@ describe('health', () => {
             const c = await connect(proxy);
             await portOf(c);
             sessions++;
-            await c.end();
-            open.splice(open.indexOf(c), 1);
+            await end(c);
           } catch (err) {
             errors.push((err as Error).message);
           }
