@@ -4,11 +4,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeCertificates } from './certs.js';
-import { tmpRoot } from './paths.js';
+import { InstanceDirs } from './instance-dirs.js';
 import { freePort } from './ports.js';
 import { spawnTracked, stopProcess } from './processes.js';
 
@@ -52,43 +52,7 @@ export interface EtcdInstance {
   destroy(): Promise<void>;
 }
 
-const instancesDir = join(tmpRoot, 'etcd');
-const keepDirs = Boolean(process.env.TIPROXY_KEEP_DATADIR);
-const ownedDirs = new Set<string>();
-process.on('exit', () => {
-  if (keepDirs) return;
-  for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** Removes instance directories left by test processes that died (untouched for 10 min, no live etcd). */
-function sweepStale(): void {
-  if (keepDirs || !existsSync(instancesDir)) return;
-  for (const name of readdirSync(instancesDir)) {
-    const dir = join(instancesDir, name);
-    try {
-      if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
-      const pidFile = join(dir, 'etcd.pid');
-      if (existsSync(pidFile)) {
-        const pid = Number(readFileSync(pidFile, 'utf8').trim());
-        if (pid > 0 && isAlive(pid)) continue;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // another process may be sweeping too
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-let swept = false;
+const instanceDirs = new InstanceDirs('etcd', 'etcd.pid');
 
 /** GET /health on the client port; true when etcd answers {"health":"true"}. */
 function healthy(url: string, tls: EtcdTls | undefined): Promise<boolean> {
@@ -109,20 +73,15 @@ function healthy(url: string, tls: EtcdTls | undefined): Promise<boolean> {
 
 /** Starts one private etcd on free 127.0.0.1 ports; resolves once it reports healthy. */
 export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdInstance> {
-  if (!swept) {
-    swept = true;
-    sweepStale();
-  }
   const certs = opts.tls ? await makeCertificates() : undefined;
   const tls: EtcdTls | undefined = certs ? { ca: certs.caCert, cert: certs.clientCert, key: certs.clientKey } : undefined;
   const clientPort = await freePort();
   const peerPort = await freePort();
   const name = `${opts.name ?? 'etcd'}-${clientPort}`;
-  const dir = join(instancesDir, name);
+  const dir = instanceDirs.claim(name);
   const dataDir = join(dir, 'data');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  ownedDirs.add(dir);
 
   const scheme = tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${clientPort}`;
@@ -163,10 +122,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdInstance> {
   try {
     await boot();
   } catch (err) {
-    if (!keepDirs) {
-      ownedDirs.delete(dir);
-      await rm(dir, { recursive: true, force: true });
-    }
+    await instanceDirs.release(dir);
     throw err;
   }
 
@@ -194,9 +150,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdInstance> {
     },
     async destroy() {
       await instance.stop();
-      if (keepDirs) return;
-      ownedDirs.delete(dir);
-      await rm(dir, { recursive: true, force: true });
+      await instanceDirs.release(dir);
     },
   };
   return instance;

@@ -2,7 +2,7 @@
 // A template datadir (accounts and databases already created) is built once per machine; each instance
 // copies it, so starting one costs a file copy plus server boot instead of install-db plus setup.
 import { execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { makeCertificates } from './certs.js';
+import { InstanceDirs } from './instance-dirs.js';
 import { tmpRoot } from './paths.js';
 import { freePort } from './ports.js';
 import { spawnTracked, stopProcess } from './processes.js';
@@ -60,9 +61,8 @@ export interface MariaDBInstance {
 // Bump when the template's contents change so machines rebuild their cached template.
 const TEMPLATE_VERSION = '1';
 const templateDir = join(tmpRoot, 'mariadb-template');
-const instancesDir = join(tmpRoot, 'mariadb');
+const instanceDirs = new InstanceDirs('mariadb', 'mysqld.pid');
 const isRoot = process.getuid?.() === 0;
-const keepDatadirs = Boolean(process.env.TIPROXY_KEEP_DATADIR);
 
 const BASE_CONFIG: Record<string, string | number> = {
   'bind-address': '127.0.0.1',
@@ -237,50 +237,10 @@ function ensureTemplate(): Promise<void> {
 
 // ---------- instances ----------
 
-/** Instance directories this process created, removed at exit unless TIPROXY_KEEP_DATADIR is set. */
-const ownedDirs = new Set<string>();
-process.on('exit', () => {
-  if (keepDatadirs) return;
-  for (const dir of ownedDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** Removes instance directories left by test processes that died (no live mariadbd, untouched for 10 min). */
-function sweepStaleInstances(): void {
-  if (keepDatadirs || !existsSync(instancesDir)) return;
-  for (const name of readdirSync(instancesDir)) {
-    const dir = join(instancesDir, name);
-    try {
-      if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
-      const pidFile = join(dir, 'mysqld.pid');
-      if (existsSync(pidFile)) {
-        const pid = Number(readFileSync(pidFile, 'utf8').trim());
-        if (pid > 0 && isAlive(pid)) continue;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // Another process may be sweeping too.
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-let swept = false;
 
 /** Starts one private MariaDB on a free 127.0.0.1 port from a fresh copy of the template datadir. */
 export async function startMariaDB(opts: MariaDBOptions = {}): Promise<MariaDBInstance> {
   await ensureTemplate();
-  if (!swept) {
-    swept = true;
-    sweepStaleInstances();
-  }
   const certs = opts.tls || opts.requireTls ? await makeCertificates() : undefined;
   // A freshly freed port can be grabbed by someone else before mariadbd binds it: retry with another.
   for (let attempt = 1; ; attempt++) {
@@ -304,10 +264,9 @@ async function startOn(
   opts: MariaDBOptions,
   certs: Awaited<ReturnType<typeof makeCertificates>> | undefined,
 ): Promise<MariaDBInstance> {
-  const l = layoutFor(join(instancesDir, `${opts.name ?? 'mariadb'}-${port}`));
+  const l = layoutFor(instanceDirs.claim(`${opts.name ?? 'mariadb'}-${port}`));
   await rm(l.dir, { recursive: true, force: true });
   await mkdir(l.dir, { recursive: true });
-  ownedDirs.add(l.dir);
   await run('cp', ['-a', join(templateDir, 'data'), l.datadir]);
 
   const tls = certs ? { ca: certs.caCert, cert: certs.serverCert, key: certs.serverKey } : undefined;
@@ -323,10 +282,7 @@ async function startOn(
   try {
     child = await boot(l, port, ping);
   } catch (err) {
-    if (!keepDatadirs) {
-      ownedDirs.delete(l.dir);
-      await rm(l.dir, { recursive: true, force: true });
-    }
+    await instanceDirs.release(l.dir);
     throw err;
   }
 
@@ -354,9 +310,7 @@ async function startOn(
     },
     async destroy() {
       await instance.stop();
-      if (keepDatadirs) return;
-      ownedDirs.delete(l.dir);
-      await rm(l.dir, { recursive: true, force: true });
+      await instanceDirs.release(l.dir);
     },
     async query<T = any>(sql: string, values?: unknown[]): Promise<T> {
       const conn = await mysql.createConnection({
