@@ -151,14 +151,15 @@ export interface SelectionRefusal {
   refuse: Refusal;
 }
 
+/** One object per session, refilled for every response (the hot path allocates nothing): valid only during the call. */
 export interface ResultContext {
   readonly session: SessionInfo;
   readonly command: number;
   readonly isError: boolean;
   /** Server status flags of the last OK/EOF, or -1. */
   readonly status: number;
-  /** Time from forwarding the command to the end of its response, in nanoseconds. */
-  readonly durationNs: bigint;
+  /** Time from forwarding the command to the end of its response, in milliseconds (fractional). */
+  readonly durationMs: number;
   readonly backend: BackendInfo;
 }
 

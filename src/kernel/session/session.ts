@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackendRecord } from '../backend/backend-registry.js';
 import { BackendError, ClientError, ProxyError, type CloseReason } from '../errors.js';
-import type { AuthExchange, TrackedSessionState, BackendInfo, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
+import type { AuthExchange, TrackedSessionState, BackendInfo, ResultContext, CommandContext, CommandReply, Refusal, SessionInfo } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import type { Generation } from '../plugins/generation.js';
@@ -89,7 +89,9 @@ export class Session implements ResponseListener, SessionInfo {
   private queryKind = StatementKind.Other;
   private queryText = '';
   private fetchStatementId = 0;
-  private commandStartedAt = 0n;
+  private commandStartedAt = 0;
+  /** Refilled for each onResult call, so tapping it allocates nothing per command. */
+  private resultContext: { -readonly [K in keyof ResultContext]: ResultContext[K] } | null = null;
   private backendCapabilities = 0;
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** A BEGIN arrived inside a transaction while a move is pending: commit, move, then begin (DESIGN §5). */
@@ -517,7 +519,7 @@ export class Session implements ResponseListener, SessionInfo {
         break;
     }
     if (NO_RESPONSE.has(command)) return;
-    if (this.generation.resultTapped) this.commandStartedAt = process.hrtime.bigint();
+    if (this.generation.resultTapped) this.commandStartedAt = performance.now();
     this.tracker.expect(command);
   }
 
@@ -790,9 +792,13 @@ export class Session implements ResponseListener, SessionInfo {
         break;
     }
     if (this.generation.resultTapped && this.backendConn) {
-      this.generation.hooks.onResult.call({
-        session: this, command, isError, status, durationNs: process.hrtime.bigint() - this.commandStartedAt, backend: this.backendConn.backend,
-      });
+      const ctx = (this.resultContext ??= { session: this, command, isError, status, durationMs: 0, backend: this.backendConn.backend });
+      ctx.command = command;
+      ctx.isError = isError;
+      ctx.status = status;
+      ctx.durationMs = performance.now() - this.commandStartedAt;
+      ctx.backend = this.backendConn.backend;
+      this.generation.hooks.onResult.call(ctx);
     }
     if (this.tracker.pending === 0) this.host.sessionIdle(this);
   }

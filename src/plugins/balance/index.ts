@@ -65,7 +65,7 @@ export default definePlugin<BalanceConfig>({
     });
 
     if (latency) {
-      hooks.onResult.tap('balance', (ctx) => latency.record(ctx.backend, ctx.durationNs));
+      hooks.onResult.tap('balance', (ctx) => latency.record(ctx.backend, ctx.durationMs));
     }
 
     if (config.rebalance.enabled) {

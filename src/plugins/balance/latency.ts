@@ -18,9 +18,8 @@ export class LatencyTracker {
     private readonly staleAfterMs: number,
   ) {}
 
-  /** Hot path: one command finished on `backend` (the registry record) after `durationNs`. */
-  record(backend: object, durationNs: bigint): void {
-    const ms = Number(durationNs) / 1e6;
+  /** Hot path: one command finished on `backend` (the registry record) after `ms` milliseconds. */
+  record(backend: object, ms: number): void {
     const now = Date.now();
     const s = samples.get(backend);
     if (!s || now - s.at > this.staleAfterMs) samples.set(backend, { ewmaMs: ms, at: now });

@@ -53,7 +53,7 @@ const session = { id: 1, user: 'alice', labels: new Map() } as unknown as Sessio
 
 async function fireAll(g: Generation): Promise<void> {
   g.hooks.onCommand.get(protocol.COM_QUERY)!.call({ session, command: protocol.COM_QUERY, payload: Buffer.from([3]), sql: '' });
-  g.hooks.onResult.call({ session, command: protocol.COM_QUERY, isError: false, status: 0, durationNs: 0n, backend: backend('b:1') });
+  g.hooks.onResult.call({ session, command: protocol.COM_QUERY, isError: false, status: 0, durationMs: 0, backend: backend('b:1') });
   await g.hooks.connect.promise({ remoteAddress: '127.0.0.1', remotePort: 1, localPort: 2, activeSessions: 0 });
 }
 
