@@ -240,19 +240,35 @@ export class Session implements ResponseListener, SessionInfo {
 
   /** Picks a backend, dials it (trying others on failure) and relays the client's login to it. */
   private async loginBackend(handshake: HandshakeResponse, clientSeq: number): Promise<void> {
-    const conn = await this.connectBackend('new-session');
-    const backendCaps = this.backendCapabilitiesFor(conn);
-    conn.channel.write(buildHandshakeResponse({
-      ...handshake, capabilities: backendCaps, authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
-    }), conn.nextSeq);
     const timeoutMs = this.host.config().proxy['handshake-timeout'] * 1000;
+    const exclude = new Set<string>();
+    let conn: BackendConnection;
+    let backendCaps: number;
     let result;
-    try {
-      result = await relayAuthentication({ queue: this.clientQueue, write: (p, s) => this.client.writePacket(p, s) }, conn.channel,
-        { client: clientSeq }, timeoutMs);
-    } catch (err) {
-      conn.destroy();
-      throw err;
+    for (;;) {
+      conn = await this.connectBackend('new-session', exclude);
+      backendCaps = this.backendCapabilitiesFor(conn);
+      conn.channel.write(buildHandshakeResponse({
+        ...handshake, capabilities: backendCaps, authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
+      }), conn.nextSeq);
+      let relayedToClient = false;
+      try {
+        result = await relayAuthentication({
+          queue: this.clientQueue,
+          write: (p, s) => {
+            relayedToClient = true;
+            this.client.writePacket(p, s);
+          },
+        }, conn.channel, { client: clientSeq }, timeoutMs);
+        break;
+      } catch (err) {
+        conn.destroy();
+        // The backend went away (shutting down, crashed) before the client saw anything of its login:
+        // the client can still be logged in elsewhere, as if this backend had refused the dial.
+        if (relayedToClient || this.phase === 'closed') throw err;
+        this.logger.warn({ backend: conn.backend.addr, err: (err as Error).message }, 'backend failed during login; trying another');
+        exclude.add(conn.backend.addr);
+      }
     }
     if (!result.ok) {
       conn.destroy();

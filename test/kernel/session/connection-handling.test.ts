@@ -11,6 +11,11 @@ import { startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../../harnes
 import { freePort } from '../../harness/ports.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, rejection, waitFor } from '../../harness/clients.js';
+import {
+  DEFAULT_CHARSET_ID, MYSQL_NATIVE_PASSWORD, PROXY_SUPPORTED_CAPABILITIES, SERVER_STATUS_AUTOCOMMIT,
+} from '../../../src/kernel/protocol/constants.js';
+import { buildGreeting } from '../../../src/kernel/protocol/handshake-packets.js';
+import { framePackets } from '../../../src/kernel/protocol/payload-writer.js';
 
 
 /** Short graceful timeout so stopping a proxy never waits long for a stuck session. */
@@ -303,6 +308,40 @@ describe('connection handling', () => {
     it('a closed port is skipped and the next backend is used', async () => {
       const closed = await freePort();
       await everyClientReachesTheRealOne([`127.0.0.1:${closed}`, addr(db1)], 4, /ECONNREFUSED/);
+    });
+
+    it('a backend that greets and then drops the login (shutting down) is left for the next one; the client never notices', async () => {
+      // Greets like a server, then closes as soon as the login arrives: what a mariadbd being stopped can do.
+      const sockets = new Set<Socket>();
+      const dropping = createServer((s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => {});
+        const greeting = buildGreeting({
+          protocolVersion: 10, serverVersion: '5.5.5-10.11.0-MariaDB', connectionId: 1, salt: Buffer.alloc(20, 0x41),
+          capabilities: PROXY_SUPPORTED_CAPABILITIES, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT,
+          authPlugin: MYSQL_NATIVE_PASSWORD,
+        });
+        s.write(framePackets(greeting, 0).packet);
+        s.once('data', () => s.destroy());
+      });
+      await new Promise<void>((r) => dropping.listen(0, '127.0.0.1', r));
+      const droppingAddr = `127.0.0.1:${(dropping.address() as { port: number }).port}`;
+      const proxy = await startProxy({ backends: [droppingAddr, addr(db1)], config: withBase(), logLevel: 'info' });
+      try {
+        for (let i = 0; i < 4; i++) {
+          const c = await connect(proxy); // kept open: the dropping backend always has the fewest sessions
+          assert.equal(await port(c), db1.port);
+        }
+        const retried = proxy.logs.filter((l) => l.msg === 'backend failed during login; trying another');
+        assert.ok(retried.length >= 3, `the dropping backend was tried and left: ${JSON.stringify(retried)}`);
+        for (const l of retried) assert.equal(l['backend'], droppingAddr);
+      } finally {
+        await closeAll();
+        await proxy.stop();
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => dropping.close(() => r()));
+      }
     });
 
     it('with no reachable backend the client gets 9001 naming the address, quickly; the proxy keeps accepting', async () => {
