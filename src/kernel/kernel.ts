@@ -175,6 +175,7 @@ export class Kernel implements SessionHost {
     return {
       request: (sessionId, reason, to) => this.requestMigration(sessionId, reason, to),
       pending: () => [...this.migrationRequests.values()],
+      cancel: (sessionId) => this.cancelMigration(sessionId),
     };
   }
 
@@ -185,6 +186,11 @@ export class Kernel implements SessionHost {
     this.logger.debug({ conn: sessionId, reason, to }, 'migration requested');
     setImmediate(() => this.scheduleMigrations());
     return true;
+  }
+
+  cancelMigration(sessionId: number): boolean {
+    if (this.migrating.has(sessionId)) return false;
+    return this.migrationRequests.delete(sessionId);
   }
 
   /** Starts pending migrations of sessions that are at a safe point, up to the concurrency limit. */
@@ -224,6 +230,8 @@ export class Kernel implements SessionHost {
         } else {
           session.logger[outcome.result === 'failed' ? 'warn' : 'info'](fields, `migration ${outcome.result}: ${outcome.error ?? ''}`);
           this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
+          // A veto that says "not until something changes" ends the request; whoever asked may ask again.
+          if (outcome.result === 'vetoed' && outcome.retry === false) this.migrationRequests.delete(session.id);
         }
         session.generation.hooks.afterMigrate.call(outcome);
       })

@@ -123,6 +123,11 @@ export interface CredentialsContext {
   readonly session: SessionInfo;
   readonly backend: BackendInfo;
   readonly authExchange: AuthExchange | null;
+  /**
+   * The backend the session is leaving, held for this migration: strategies that get a login from it
+   * (TiDB's session token) query it here.
+   */
+  readonly source: BackendSql;
 }
 
 export interface CommandContext {
@@ -214,6 +219,8 @@ export interface MigrationOutcome extends MigrationContext {
   readonly result: 'succeeded' | 'failed' | 'vetoed';
   readonly durationMs: number;
   readonly error?: string;
+  /** For a veto: whether the request stays (tried again after a pause) or is dropped. */
+  readonly retry?: boolean;
 }
 
 export type BackendEvent =

@@ -37,6 +37,8 @@ export interface MigrationDirectory {
   request(sessionId: number, reason: string, to?: string): boolean;
   /** Requests not yet carried out. */
   pending(): readonly MigrationRequest[];
+  /** Withdraws a request not yet started; false if there was none (or it is running now). */
+  cancel(sessionId: number): boolean;
 }
 
 /** Everything a plugin's apply() receives. */

@@ -15,8 +15,12 @@ class MigrationAbandoned extends Error {}
 
 /** Thrown by captureState/restoreState taps that find state they cannot move: the migration is vetoed. */
 export class MigrationVetoError extends Error {
-  constructor(reason: string) {
+  /** false: the session cannot move until something changes (e.g. it has no credentials): drop the request. */
+  readonly retry: boolean;
+
+  constructor(reason: string, retry = true) {
     super(reason);
+    this.retry = retry;
     this.name = 'MigrationVetoError';
   }
 }
@@ -49,31 +53,38 @@ export async function migrateSession(session: Session, request: MigrationRequest
   }
   const ctx: MigrationContext = { session, from, to: target, reason: request.reason };
   const veto = await hooks.beforeMigrate.promise(ctx);
-  if (veto) return outcome(ctx, 'vetoed', veto.reason);
-
-  const creds = await hooks.backendCredentials.promise({ session, backend: target, authExchange: session.authExchange });
-  if (!creds || creds.kind === 'relay') {
-    return outcome(ctx, 'vetoed', `no credentials for user ${session.user} (the proxy relayed the login password-blind)`);
-  }
+  if (veto) return { ...outcome(ctx, 'vetoed', veto.reason), retry: veto.retry };
 
   let timer: NodeJS.Timeout | undefined;
+  let abandoned = false;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MigrationAbandoned(`timed out after ${MIGRATION_TIMEOUT_MS} ms`)), MIGRATION_TIMEOUT_MS);
+    timer = setTimeout(() => {
+      abandoned = true;
+      reject(new MigrationAbandoned(`timed out after ${MIGRATION_TIMEOUT_MS} ms`));
+    }, MIGRATION_TIMEOUT_MS);
   });
   let newConn: BackendConnection | null = null;
   try {
-    newConn = await Promise.race([session.dialBackend(target), deadline]);
-    const conn = newConn;
-    const capabilities = session.backendCapabilitiesFor(conn);
-    await Promise.race([loginWithCredentials(conn, creds, {
-      capabilities, charset: session.charset, database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
-    }), deadline]);
+    // The whole move runs holding the old backend (client commands wait): credentials may come from it
+    // (TiDB's session token), and the state captured must be the state that is restored.
     await Promise.race([session.exclusive(oldConn, async (oldChannel) => {
+      const source = new BackendSqlRunner(from.addr, oldChannel, session.backendCapabilities, MIGRATION_TIMEOUT_MS);
+      const creds = await hooks.backendCredentials.promise({ session, backend: target, authExchange: session.authExchange, source });
+      if (!creds || creds.kind === 'relay') {
+        throw new MigrationVetoError(`no credentials for user ${session.user} (the proxy relayed the login password-blind)`, false);
+      }
+      newConn = await session.dialBackend(target);
+      const conn = newConn;
+      if (abandoned) throw new MigrationAbandoned('abandoned');
+      const capabilities = session.backendCapabilitiesFor(conn);
+      await loginWithCredentials(conn, creds, {
+        capabilities, charset: session.charset, database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
+      });
       const remapped = new Map<number, number>();
       const statements = [...session.state.statements.values()].map((s) => ({ clientId: s.clientId, sql: s.sql, params: s.params }));
       const transfer: StateTransferContext = {
         ...ctx,
-        source: new BackendSqlRunner(from.addr, oldChannel, capabilities, MIGRATION_TIMEOUT_MS),
+        source,
         target: new BackendSqlRunner(target.addr, conn.channel, capabilities, MIGRATION_TIMEOUT_MS),
         statements,
         remapStatement: (clientId, backendId) => void remapped.set(clientId, backendId),
@@ -85,14 +96,17 @@ export async function migrateSession(session: Session, request: MigrationRequest
         throw new ProxyError('proxy', ER_PROXY_BACKEND_HANDSHAKE,
           `prepared statement${missing.length > 1 ? 's' : ''} ${missing.map((s) => s.clientId).join(', ')} not restored on ${target.addr}`);
       }
+      // Too late: the caller has already reported a failure and the session must stay where it is.
+      if (abandoned) throw new MigrationAbandoned('abandoned');
       // Point of no return: from here on the session is on the new backend.
       session.adoptBackend(conn, remapped);
     }), deadline]);
   } catch (err) {
-    newConn?.destroy();
+    (newConn as BackendConnection | null)?.destroy();
     const message = err instanceof Error ? err.message : String(err);
     // A state plugin that finds something it cannot move (a lock, a temporary table) vetoes from inside.
-    return outcome(ctx, err instanceof MigrationVetoError ? 'vetoed' : 'failed', message);
+    if (err instanceof MigrationVetoError) return { ...outcome(ctx, 'vetoed', message), retry: err.retry };
+    return outcome(ctx, 'failed', message);
   } finally {
     clearTimeout(timer);
   }

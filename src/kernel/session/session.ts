@@ -92,7 +92,8 @@ export class Session implements ResponseListener, SessionInfo {
   private commandStartedAt = 0;
   /** Refilled for each onResult call, so tapping it allocates nothing per command. */
   private resultContext: { -readonly [K in keyof ResultContext]: ResultContext[K] } | null = null;
-  private backendCapabilities = 0;
+  /** Capabilities negotiated with the current backend. */
+  backendCapabilities = 0;
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** A BEGIN arrived inside a transaction while a move is pending: commit, move, then begin (DESIGN §5). */
   private movingOnBegin = false;

@@ -215,7 +215,7 @@ describe('plugin config validation across generations', () => {
       logger: pino({ level: 'silent' }),
       backendsFor: () => ({ list: () => [], get: () => undefined, replace() {}, announce() {}, withdraw() {}, setHealth() {}, setDraining() {} }),
       sessions: { list: () => [], get: () => undefined, count: () => 0 },
-      migrations: { request: () => false, pending: () => [] },
+      migrations: { request: () => false, pending: () => [], cancel: () => false },
       openBackendSql: () => { throw new Error('unused'); },
       errorCounts: new Map(),
     };

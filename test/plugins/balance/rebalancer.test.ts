@@ -41,6 +41,7 @@ function world(spec: Record<string, { sessions: number; patch?: Partial<BackendI
       return true;
     },
     pending: () => [...requests.values()],
+    cancel: (sessionId) => requests.delete(sessionId),
   };
   const logs: unknown[] = [];
   const logger = { info: (...a: unknown[]) => logs.push(a), debug: () => {}, warn: () => {}, error: () => {} } as never;
