@@ -28,6 +28,11 @@ export interface TrackedSessionState {
   readonly lockTables: boolean;
   /** A `SET TRANSACTION …` waiting for the next transaction, as the client wrote it. */
   readonly pendingTransaction: string | null;
+  /**
+   * SQL-level prepared statements (PREPARE name FROM …) that succeeded and were not deallocated:
+   * lower-cased name -> the PREPARE statement as the client sent it. Only single-statement queries are seen.
+   */
+  readonly sqlStatements: ReadonlyMap<string, string>;
 }
 
 /** What plugins see of a session. `labels` is the one mutable part: plugins tag sessions (tenant, group). */

@@ -41,6 +41,8 @@ export class SessionState {
   lockTables = false;
   /** A `SET TRANSACTION …` that applies to the next transaction, as the client wrote it. */
   pendingTransaction: string | null = null;
+  /** SQL-level prepared statements: lower-cased name -> the PREPARE statement as the client wrote it. */
+  readonly sqlStatements = new Map<string, string>();
 
   get inTransaction(): boolean {
     return (this.status & SERVER_STATUS_IN_TRANS) !== 0;
@@ -110,6 +112,7 @@ export class SessionState {
     this.temporaryTables = false;
     this.lockTables = false;
     this.pendingTransaction = null;
+    this.sqlStatements.clear();
     this.status = SERVER_STATUS_AUTOCOMMIT;
   }
 

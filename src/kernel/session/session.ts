@@ -35,7 +35,7 @@ import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
 import type { SessionHost } from './session-host.js';
 import { BackendSqlRunner } from './backend-sql.js';
 import { SessionState } from './session-state.js';
-import { classifyStatement, StatementKind } from './statement-classifier.js';
+import { capturesText, classifyStatement, preparedStatementName, StatementKind } from './statement-classifier.js';
 
 /** Commands that would turn the connection into something the pump cannot follow. */
 const UNSUPPORTED_COMMANDS = new Set([
@@ -473,8 +473,8 @@ export class Session implements ResponseListener, SessionInfo {
         if (this.state.inTransaction && classifyStatement(buf, off + 1, off + avail) === StatementKind.Begin && this.host.migrationPending(this)) {
           return INTERCEPT;
         }
-        // A SET TRANSACTION longer than the prefix is captured whole so its text can be replayed.
-        if (length > avail && classifyStatement(buf, off + 1, off + avail) === StatementKind.SetTransaction) return INTERCEPT;
+        // SET TRANSACTION and PREPARE longer than the prefix are captured whole so their text can be replayed.
+        if (length > avail && capturesText(classifyStatement(buf, off + 1, off + avail))) return INTERCEPT;
         break;
       case COM_STMT_PREPARE:
       case COM_QUIT:
@@ -514,7 +514,7 @@ export class Session implements ResponseListener, SessionInfo {
     switch (command) {
       case COM_QUERY:
         this.queryKind = classifyStatement(buf, off + 1, off + avail);
-        if (this.queryKind === StatementKind.SetTransaction) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+        if (capturesText(this.queryKind)) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
         break;
       case COM_STMT_EXECUTE:
         if (avail >= 6) this.state.executeSent(buf.readUInt32LE(off + 1), (buf[off + 5]! & CURSOR_TYPE_READ_ONLY) !== 0);
@@ -828,10 +828,22 @@ export class Session implements ResponseListener, SessionInfo {
       else if (kind === StatementKind.CreateTemporary) this.state.temporaryTables = true;
       else if (kind === StatementKind.LockTables) this.state.lockTables = true;
       else if (kind === StatementKind.UnlockTables) this.state.lockTables = false;
+      else if (kind === StatementKind.Prepare) this.noteSqlStatement(true);
+      else if (kind === StatementKind.Deallocate) this.noteSqlStatement(false);
+    } else if (kind === StatementKind.Prepare) {
+      // A failed PREPARE still drops an earlier statement of that name (the server deallocates it first).
+      this.noteSqlStatement(false);
     }
     // SET TRANSACTION applies to the next transaction: any other statement but a SET consumes it.
     if (kind !== StatementKind.Set && kind !== StatementKind.SetTransaction) this.state.pendingTransaction = null;
     this.queryKind = StatementKind.Other;
+  }
+
+  private noteSqlStatement(prepared: boolean): void {
+    const name = preparedStatementName(this.queryText);
+    if (name === null) return;
+    if (prepared) this.state.sqlStatements.set(name, this.queryText);
+    else this.state.sqlStatements.delete(name);
   }
 
   onLocalInfileRequest(): void {

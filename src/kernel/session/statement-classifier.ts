@@ -1,8 +1,9 @@
 /**
  * Recognises, from the first bytes of a COM_QUERY, the few statements whose effect on session state the
  * server cannot report on MariaDB 10.11 (DESIGN §5): temporary tables (not listed anywhere), LOCK
- * TABLES, and a pending `SET TRANSACTION` (applies to the next transaction only, invisible in
- * variables). Everything else is OTHER. Cheap: most statements are decided by their first letter.
+ * TABLES, a pending `SET TRANSACTION` (applies to the next transaction only, invisible in
+ * variables) and SQL-level PREPARE / DEALLOCATE (not listed unless performance_schema is on).
+ * Everything else is OTHER. Cheap: most statements are decided by their first letter.
  */
 export const enum StatementKind {
   Other = 0,
@@ -14,6 +15,10 @@ export const enum StatementKind {
   UnlockTables = 5,
   /** BEGIN [WORK] or START TRANSACTION (not MariaDB's compound `BEGIN NOT ATOMIC`). */
   Begin = 6,
+  /** PREPARE name FROM … */
+  Prepare = 7,
+  /** DEALLOCATE PREPARE name / DROP PREPARE name */
+  Deallocate = 8,
 }
 
 function skipSpaceAndComments(buf: Buffer, i: number, end: number): number {
@@ -66,6 +71,13 @@ export function classifyStatement(buf: Buffer, start: number, end: number): Stat
       const j = skipSpaceAndComments(buf, afterLock, end);
       return word(buf, j, end, 'TABLES') !== -1 || word(buf, j, end, 'TABLE') !== -1 ? StatementKind.LockTables : StatementKind.Other;
     }
+    case 0x70: // p
+      return word(buf, i, end, 'PREPARE') !== -1 ? StatementKind.Prepare : StatementKind.Other;
+    case 0x64: { // d
+      const after = word(buf, i, end, 'DEALLOCATE') !== -1 ? word(buf, i, end, 'DEALLOCATE') : word(buf, i, end, 'DROP');
+      if (after === -1) return StatementKind.Other;
+      return word(buf, skipSpaceAndComments(buf, after, end), end, 'PREPARE') !== -1 ? StatementKind.Deallocate : StatementKind.Other;
+    }
     case 0x75: // u
       return word(buf, i, end, 'UNLOCK') !== -1 ? StatementKind.UnlockTables : StatementKind.Other;
     case 0x62: { // b
@@ -76,4 +88,20 @@ export function classifyStatement(buf: Buffer, start: number, end: number): Stat
     default:
       return StatementKind.Other;
   }
+}
+
+/**
+ * The statement name of a PREPARE / DEALLOCATE PREPARE / DROP PREPARE, lower-cased (names are
+ * case-insensitive), or null if it cannot be read.
+ */
+export function preparedStatementName(sql: string): string | null {
+  const m = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:PREPARE|(?:DEALLOCATE|DROP)\s+PREPARE)\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)/i.exec(sql);
+  if (!m) return null;
+  const name = m[1]!;
+  return (name.startsWith('`') ? name.slice(1, -1).replace(/``/g, '`') : name).toLowerCase();
+}
+
+/** Statements whose whole text the session keeps, to replay it on another backend. */
+export function capturesText(kind: StatementKind): boolean {
+  return kind === StatementKind.SetTransaction || kind === StatementKind.Prepare || kind === StatementKind.Deallocate;
 }

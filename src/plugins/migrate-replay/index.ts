@@ -21,6 +21,8 @@ interface CapturedState {
   variables: Array<[string, string | null]>;
   userVariables: Array<{ name: string; type: string; hex: string | null; text: string | null; charset: string | null }>;
   pendingTransaction: string | null;
+  /** PREPARE statements to run on the target, one per SQL-level prepared statement. */
+  sqlStatements: string[];
 }
 
 function quoteString(v: string): string {
@@ -55,6 +57,30 @@ async function checkLocks(source: BackendSql, config: ReplayConfig, warnOnce: ()
   if (tableLock) throw new MigrationVetoError(`session holds a table lock on ${tableLock[1]}.${tableLock[2]} (LOCK TABLES)`);
 }
 
+/**
+ * SQL-level prepared statements: performance_schema lists them with their text when it is on (the
+ * server's own answer); otherwise the PREPARE the client sent is replayed, which is exact only when it
+ * prepared from a literal — one prepared FROM @variable cannot be reproduced and vetoes the move.
+ */
+async function captureSqlStatements(source: BackendSql, tracked: ReadonlyMap<string, string>): Promise<string[]> {
+  if (tracked.size === 0) return [];
+  const enabled = (await source.query('SELECT @@performance_schema')).rows[0]?.[0] === '1';
+  if (enabled) {
+    const listed = await source.query(
+      'SELECT p.STATEMENT_NAME, p.SQL_TEXT FROM performance_schema.prepared_statements_instances p '
+      + 'JOIN performance_schema.threads t ON t.THREAD_ID = p.OWNER_THREAD_ID '
+      + 'WHERE t.PROCESSLIST_ID = CONNECTION_ID() AND p.STATEMENT_NAME IS NOT NULL',
+    );
+    return listed.rows.map(([name, text]) => `PREPARE ${quoteIdent(name ?? '')} FROM ${quoteString(text ?? '')}`);
+  }
+  return [...tracked].map(([name, text]) => {
+    if (!/\bFROM\s*(?:_\w+\s*)?['"]/i.test(text)) {
+      throw new MigrationVetoError(`SQL-level prepared statement ${name} was prepared from a variable and performance_schema is off, so its text cannot be read back`);
+    }
+    return text;
+  });
+}
+
 async function capture(ctx: StateTransferContext, config: ReplayConfig, warnOnce: () => void): Promise<CapturedState> {
   const { source, session } = ctx;
   if (session.tracked.temporaryTables) throw new MigrationVetoError('session created temporary tables, which cannot be moved');
@@ -81,6 +107,7 @@ async function capture(ctx: StateTransferContext, config: ReplayConfig, warnOnce
     variables: vars.rows.filter((r) => r[0] && !skip.has(r[0])).map((r) => [r[0]!, r[1] ?? null]),
     userVariables,
     pendingTransaction: session.tracked.pendingTransaction,
+    sqlStatements: await captureSqlStatements(source, session.tracked.sqlStatements),
   };
 }
 
@@ -118,6 +145,7 @@ async function restore(state: CapturedState, ctx: StateTransferContext): Promise
     }
     ctx.remapStatement(st.clientId, prepared.statementId);
   }
+  for (const prepare of state.sqlStatements) await target.query(prepare);
   if (state.pendingTransaction) await target.query(state.pendingTransaction);
 }
 

@@ -1,10 +1,11 @@
-// Real components: two MariaDB 10.11 instances (metadata_lock_info installed), the proxy in-process with
+// Real components: two MariaDB 10.11 instances (metadata_lock_info installed; the first with
+// performance_schema on, the second off), the proxy in-process with
 // credentials-native (service account) and migrate-replay, mysql2 clients.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
 import { definePlugin, type TiproxyPlugin } from '../../../src/plugin.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +28,7 @@ describe('session migration by state replay', () => {
   const addrOf = (d: MariaDBInstance) => `127.0.0.1:${d.port}`;
 
   before(async () => {
-    dbs = await startMariaDBs(2, { name: 'migrate' });
+    dbs = await Promise.all([startMariaDB({ name: 'migrate-ps', config: { performance_schema: 'ON' } }), startMariaDB({ name: 'migrate' })]);
     for (const d of dbs) {
       await d.query("INSTALL SONAME 'metadata_lock_info'");
       await d.query('CREATE TABLE IF NOT EXISTS test.kv (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB');
@@ -165,6 +166,56 @@ describe('session migration by state replay', () => {
     const old = dbs.find((d) => addrOf(d) === from)!;
     const committed = await old.query<Array<{ v: string }>>('SELECT v FROM test.kv WHERE id = 1');
     assert.equal(committed[0]!.v, 'eins');
+    await c.end();
+  });
+
+  /** Puts the session on `db` first (a clean session moves freely). */
+  async function placeOn(c: Connection, db: MariaDBInstance): Promise<void> {
+    if (backendOf(c) !== addrOf(db)) await migrate(c);
+    assert.equal(backendOf(c), addrOf(db));
+  }
+
+  async function scalar(c: Connection, sql: string): Promise<unknown> {
+    const [[row]] = (await c.query(sql)) as unknown as [[Record<string, unknown>]];
+    return Object.values(row)[0];
+  }
+
+  it('moves SQL-level prepared statements as the server lists them (performance_schema on), including one prepared from a variable', async () => {
+    const c = await connect();
+    await placeOn(c, dbs[0]!);
+    await c.query("SET @q = 'SELECT ? * 2 AS r', @p = 21");
+    await c.query('PREPARE doubled FROM @q');
+    await c.query("PREPARE `with space` FROM 'SELECT CONCAT(?, ''!'') AS r'");
+    await c.query("SET @q = 'SELECT 0'"); // the statement keeps the text it was prepared from
+    const { to } = await migrate(c);
+    assert.equal(backendOf(c), to, `moved: ${JSON.stringify(lastMigrationLog(c.threadId!))}`);
+    assert.equal(Number(await scalar(c, 'SELECT @@port')), dbs[1]!.port);
+    const [[doubled]] = (await c.query('EXECUTE doubled USING @p')) as unknown as [[{ r: number }]];
+    assert.equal(Number(doubled.r), 42);
+    const [[shout]] = (await c.query("EXECUTE `with space` USING 'hi'")) as unknown as [[{ r: string }]];
+    assert.equal(shout.r, 'hi!');
+    await c.end();
+  });
+
+  it('replays a PREPARE from a literal when performance_schema is off, and refuses to move one prepared from a variable until it is deallocated', async () => {
+    const c = await connect();
+    await placeOn(c, dbs[1]!);
+    await c.query("PREPARE plus100 FROM 'SELECT ? + 100 AS r'");
+    await c.query("SET @q = 'SELECT ? - 1 AS r'");
+    await c.query('PREPARE fromvar FROM @q');
+    await migrate(c, 3000);
+    assert.equal(backendOf(c), addrOf(dbs[1]!));
+    assert.match(String(lastMigrationLog(c.threadId!)?.msg), /migration vetoed: SQL-level prepared statement fromvar was prepared from a variable/);
+
+    await c.query('DEALLOCATE PREPARE fromvar');
+    // The request stays after a veto and is tried again a few seconds later, now successfully.
+    assert.ok(proxy.kernel.migrationRequests.has(c.threadId!), 'request kept after a veto');
+    const deadline = Date.now() + 8000;
+    while (backendOf(c) === addrOf(dbs[1]!) && Date.now() < deadline) await sleep(50);
+    assert.equal(backendOf(c), addrOf(dbs[0]!), `moved: ${JSON.stringify(lastMigrationLog(c.threadId!))}`);
+    const [[row]] = (await c.query('EXECUTE plus100 USING 1')) as unknown as [[{ r: number }]];
+    assert.equal(Number(row.r), 101);
+    await assert.rejects(c.query('EXECUTE fromvar USING 1'), (e: { errno?: number }) => e.errno === 1243); // unknown prepared statement
     await c.end();
   });
 
