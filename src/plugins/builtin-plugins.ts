@@ -1,5 +1,6 @@
 import type { TiproxyPlugin } from '../plugin.js';
 import balance from './balance/index.js';
+import credentialsCleartext from './credentials-cleartext/index.js';
 import credentialsNative from './credentials-native/index.js';
 import discoveryDns from './discovery-dns/index.js';
 import discoveryEtcd from './discovery-etcd/index.js';
@@ -17,6 +18,7 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [balance.name, balance as TiproxyPlugin<never>],
   [tlsPolicy.name, tlsPolicy as TiproxyPlugin<never>],
   [credentialsNative.name, credentialsNative as TiproxyPlugin<never>],
+  [credentialsCleartext.name, credentialsCleartext as TiproxyPlugin<never>],
   [migrateReplay.name, migrateReplay as TiproxyPlugin<never>],
 ]);
 

@@ -3,7 +3,7 @@ import {
   SyncWaterfallHook,
 } from 'tapable';
 import type {
-  BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
+  AuthChallengeContext, BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
   CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, LifecycleContext, MigrationContext,
   MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal, StateTransferContext,
 } from './hook-types.js';
@@ -24,6 +24,13 @@ export function createHookSet() {
     greeting: new SyncWaterfallHook<[GreetingOptions]>(['options']),
     /** The client said who it is (user, db, attributes, TLS). Return a Refusal to deny; may tag session.labels. fail-closed. */
     onHandshake: new AsyncSeriesBailHook<[HandshakeContext], Refusal | undefined>(['ctx']),
+    /**
+     * During a relayed login, the backend asked the client for auth plugin `ctx.plugin`. Return
+     * 'cleartext' to have the proxy ask the client for its password instead and answer the backend
+     * itself (so the session can later log in elsewhere). The kernel honours it only over client TLS and
+     * for plugins it can answer. Synchronous. fail-open (the exchange is relayed as usual).
+     */
+    authChallenge: new SyncBailHook<[AuthChallengeContext], 'cleartext' | undefined>(['ctx']),
     /** How to log in to a backend for this session. First non-undefined wins; default is relay. fail-open. */
     backendCredentials: new AsyncSeriesBailHook<[CredentialsContext], BackendCredentials | undefined>(['ctx']),
     /** Backend TLS, PROXY header and timeouts for one dial. fail-open. */
@@ -76,6 +83,7 @@ export const HOOK_FAILURE_POLICY: Readonly<Record<string, 'fail-open' | 'fail-cl
   connect: 'fail-closed',
   greeting: 'fail-open',
   onHandshake: 'fail-closed',
+  authChallenge: 'fail-open',
   backendCredentials: 'fail-open',
   dialOptions: 'fail-open',
   selectBackend: 'fail-open',

@@ -108,6 +108,17 @@ export interface DialContext {
   readonly backend: BackendInfo;
 }
 
+/** The backend challenged a client logging in (or changing user) with an auth plugin. */
+export interface AuthChallengeContext {
+  readonly session: SessionInfo;
+  /** The user logging in (for COM_CHANGE_USER, the new user). */
+  readonly user: string;
+  /** The auth plugin the backend asked for (e.g. client_ed25519). */
+  readonly plugin: string;
+  /** The client's connection to the proxy is TLS (the only case in which a password may be asked for). */
+  readonly clientTls: boolean;
+}
+
 /** Credentials the proxy uses to log in to a backend on the session's behalf (migration, side connections). */
 export type BackendCredentials =
   | { kind: 'relay' } // password-blind: relay the client's own auth exchange

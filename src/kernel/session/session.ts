@@ -14,7 +14,7 @@ import {
   COM_RESET_CONNECTION, COM_SLEEP, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH,
   COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, COM_TABLE_DUMP, COM_TIME, COMMAND_NAMES,
   CR_SERVER_LOST, CURSOR_TYPE_READ_ONLY, DEFAULT_CHARSET_ID, ER_CONNECTION_KILLED, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET,
-  ER_PROXY_NO_BACKEND, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, MYSQL_NATIVE_PASSWORD,
+  ER_PROXY_NO_BACKEND, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, MYSQL_CLEAR_PASSWORD, MYSQL_NATIVE_PASSWORD,
   PROXY_AUTH_SWITCH_TRIGGER, PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
   SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
@@ -28,7 +28,8 @@ import { framePackets } from '../protocol/payload-writer.js';
 import { buildProxyV2 } from '../protocol/proxy-protocol.js';
 import { buildErrPayload, buildOkPayload, parseOkPayload } from '../protocol/response-packets.js';
 import { ResponseTracker, type ResponseListener } from '../protocol/response-tracker.js';
-import { relayAuthentication } from './auth-relay.js';
+import { relayAuthentication, type RelayOptions } from './auth-relay.js';
+import { PASSWORD_PLUGINS } from '../auth/auth-answers.js';
 import { BackendConnection, BackendTlsRequiredError } from './backend-connection.js';
 import { ClientConnection } from './client-connection.js';
 import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
@@ -260,7 +261,7 @@ export class Session implements ResponseListener, SessionInfo {
             relayedToClient = true;
             this.client.writePacket(p, s);
           },
-        }, conn.channel, { client: clientSeq }, timeoutMs);
+        }, conn.channel, { client: clientSeq }, this.relayOptions(conn, this.user, timeoutMs));
         break;
       } catch (err) {
         conn.destroy();
@@ -718,6 +719,18 @@ export class Session implements ResponseListener, SessionInfo {
     return true;
   }
 
+  /** How a login is relayed; plugins may ask for the client's password (authChallenge), over TLS only. */
+  private relayOptions(conn: BackendConnection, user: string, timeoutMs: number): RelayOptions {
+    const hook = this.generation.hooks.authChallenge;
+    const clientTls = this.client.tls;
+    return {
+      timeoutMs, backendAddr: conn.backend.addr, backendTls: conn.tls, user,
+      askCleartext: (plugin) => clientTls && hook.isUsed() && PASSWORD_PLUGINS.has(plugin)
+        && (plugin !== MYSQL_CLEAR_PASSWORD || conn.tls)
+        && hook.call({ session: this, user, plugin, clientTls }) === 'cleartext',
+    };
+  }
+
   /** COM_CHANGE_USER relayed password-blind, like the login. */
   private async changeUser(payload: Buffer, seq: number): Promise<void> {
     const conn = this.backendConn;
@@ -734,7 +747,7 @@ export class Session implements ResponseListener, SessionInfo {
       const result = await this.exclusive(conn, async (channel) => {
         channel.write(buildChangeUser(COM_CHANGE_USER, { ...request, authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0) }, this.backendCapabilities), 0);
         return relayAuthentication({ queue: this.clientQueue, write: (p, s) => this.client.writePacket(p, s) }, channel,
-          { client: seq + 1 }, this.host.config().proxy['handshake-timeout'] * 1000);
+          { client: seq + 1 }, this.relayOptions(conn, request.user, this.host.config().proxy['handshake-timeout'] * 1000));
       });
       if (result.ok) {
         this.state.reset();
