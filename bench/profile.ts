@@ -1,0 +1,89 @@
+// Where tiproxy's CPU goes on the hot path: runs sysbench through the real CLI started with
+// `node --cpu-prof`, then summarises the V8 profile by self time (functions, and files/categories).
+//   node --import tsx bench/profile.ts [--test oltp_point_select] [--threads 64] [--time 15] [--top 25]
+//   [--plugin-dir bench/plugins]   (profile with a trivial onCommand tap)
+// Starts: one MariaDB (test harness), tiproxy under --cpu-prof, sysbench. Writes the .cpuprofile under .tmp/.
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB } from '../test/harness/mariadb.js';
+import { tmpRoot, repoRoot } from '../test/harness/paths.js';
+import { freePort } from '../test/harness/ports.js';
+import { spawnTracked, stopProcess } from '../test/harness/processes.js';
+import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+const { values } = parseArgs({
+  options: {
+    test: { type: 'string', default: 'oltp_point_select' },
+    threads: { type: 'string', default: '64' },
+    time: { type: 'string', default: '15' },
+    top: { type: 'string', default: '25' },
+    'plugin-dir': { type: 'string' },
+  },
+});
+
+/** Groups a frame into what an operator can act on: our files by path, Node internals by module, V8 states by name. */
+function category(url: string, name: string): string {
+  if (!url) return name.startsWith('(') ? name : '(native)';
+  const ours = /\/(src|dist)\/(.*)$/.exec(url);
+  if (ours && url.includes(repoRoot) && !url.includes('node_modules')) return ours[2]!;
+  const mod = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (mod) return `npm:${mod[1]}`;
+  if (url.startsWith('node:')) return url;
+  return url;
+}
+
+async function main(): Promise<void> {
+  const db = await startMariaDB({ name: 'profile', config: { max_connections: 1000 } });
+  const dir = join(tmpRoot, `cpu-prof-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  try {
+    const common = { host: '127.0.0.1', user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE, tables: 1, tableSize: 10_000 };
+    await sysbench('oltp_read_write', 'prepare', { ...common, port: db.port, threads: 1, time: 1 });
+    const port = await freePort();
+    const proxy = spawnTracked(process.execPath, [
+      // From source (tsx), so frames name src/ files rather than one bundle.
+      '--cpu-prof', '--cpu-prof-dir', dir, '--import', 'tsx', join(repoRoot, 'src/cli/tiproxy.ts'), '--addr', `127.0.0.1:${port}`,
+      '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(values['plugin-dir'] ? ['--plugin-dir', values['plugin-dir']] : []),
+    ], { stdio: ['ignore', 'inherit', 'inherit'] });
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await sysbench(values.test as SysbenchTest, 'run', {
+      ...common, port, threads: Number(values.threads), time: Number(values.time), extra: ['--db-ps-mode=disable'],
+    });
+    await stopProcess(proxy, { signal: 'SIGTERM', timeoutMs: 20_000 });
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error(`no profile written in ${dir}`);
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+    const perSampleMs = (profile.endTime - profile.startTime) / 1000 / profile.samples.length;
+    const total = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0);
+    const idle = profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').reduce((n, node) => n + (node.hitCount ?? 0), 0);
+    const busy = total - idle;
+    const byFunction = new Map<string, number>();
+    const byCategory = new Map<string, number>();
+    for (const node of profile.nodes) {
+      const hits = node.hitCount ?? 0;
+      const { functionName, url, lineNumber } = node.callFrame;
+      if (!hits || functionName === '(idle)') continue;
+      const cat = category(url, functionName);
+      const fn = `${functionName || '(anonymous)'}  ${url ? `${url.replace(repoRoot + '/', '')}:${lineNumber + 1}` : ''}`;
+      byFunction.set(fn, (byFunction.get(fn) ?? 0) + hits);
+      byCategory.set(cat, (byCategory.get(cat) ?? 0) + hits);
+    }
+    const pct = (h: number) => `${((100 * h) / busy).toFixed(1)}%`;
+    console.log(`\n${values.test}, ${values.threads} threads, ${values.time} s: ${result.qps.toFixed(0)} QPS; proxy busy ${(busy * perSampleMs / 1000).toFixed(2)} s of ${(total * perSampleMs / 1000).toFixed(2)} s sampled (${(busy * perSampleMs / 1000 / (result.queries / 10_000)).toFixed(3)} CPU s / 10k queries, main thread only)`);
+    console.log(`profile: ${join(dir, file)}\n\n| where (self time) | share of busy |\n|---|---|`);
+    for (const [k, v] of [...byCategory].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| ${k} | ${pct(v)} |`);
+    console.log(`\n| function | share of busy |\n|---|---|`);
+    for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(`| \`${k.trim()}\` | ${pct(v)} |`);
+  } finally {
+    await db.destroy();
+  }
+}
+
+await main();
