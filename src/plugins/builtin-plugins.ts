@@ -7,6 +7,7 @@ import discoveryEtcd from './discovery-etcd/index.js';
 import discoveryStatic from './discovery-static/index.js';
 import health from './health/index.js';
 import migrateReplay from './migrate-replay/index.js';
+import migrateTidbToken from './migrate-tidb-token/index.js';
 import tlsPolicy from './tls-policy/index.js';
 
 /** Default plugins by name, as `plugins[].name` refers to them. */
@@ -20,6 +21,7 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [credentialsNative.name, credentialsNative as TiproxyPlugin<never>],
   [credentialsCleartext.name, credentialsCleartext as TiproxyPlugin<never>],
   [migrateReplay.name, migrateReplay as TiproxyPlugin<never>],
+  [migrateTidbToken.name, migrateTidbToken as TiproxyPlugin<never>],
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { ER_PROXY_PLUGIN_FAILED } from '../protocol/constants.js';
 import { HOOK_FAILURE_POLICY, type HookSet } from '../hooks/hook-set.js';
 import type { Refusal } from '../hooks/hook-types.js';
+import { MigrationVetoError } from '../session/migration.js';
 
 /** Per plugin and hook: how many times a tap threw. */
 export type PluginErrorCounts = Map<string, number>;
@@ -18,6 +19,12 @@ interface Interceptable {
 
 const WATERFALL_HOOKS = new Set(['greeting', 'dialOptions', 'captureState']);
 const RETHROW_HOOKS = new Set(['captureState', 'restoreState', 'lifecycle.init']);
+/**
+ * Hooks that run inside a migration, where a MigrationVetoError is an answer, not a failure: it goes
+ * to the kernel as a veto with the plugin's reason (TiDB refusing SHOW SESSION_STATES while the
+ * credentials are fetched), instead of being logged as a crash and swallowed.
+ */
+const VETO_HOOKS = new Set(['backendCredentials', 'captureState', 'restoreState']);
 
 /**
  * Wraps every tap so a plugin that throws or rejects never takes the proxy down: the error is logged
@@ -28,6 +35,7 @@ export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginError
   const wrap = (hookName: string, hook: Interceptable): void => {
     const policy = HOOK_FAILURE_POLICY[hookName] ?? 'fail-open';
     const failure = (tap: string, err: unknown, args: unknown[]): unknown => {
+      if (err instanceof MigrationVetoError && VETO_HOOKS.has(hookName)) throw err;
       const key = `${tap}/${hookName}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
       const message = err instanceof Error ? err.message : String(err);

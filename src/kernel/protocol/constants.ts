@@ -178,6 +178,8 @@ export const ER_NOT_SUPPORTED_YET = 1235;
 /** MariaDB's "Connection was killed" (SQLSTATE 70100). */
 export const ER_CONNECTION_KILLED = 1927;
 export const ER_SECURE_TRANSPORT_REQUIRED = 3159;
+/** TiDB's ErrCannotMigrateSession: SHOW SESSION_STATES refuses (temporary tables, locks, a transaction, no signing cert). */
+export const ER_TIDB_CANNOT_MIGRATE_SESSION = 8146;
 /** Same number a client library reports when a server connection drops mid-query. */
 export const CR_SERVER_LOST = 2013;
 /** Proxy-specific errors live in the 9000 range (as ProxySQL's do), so applications can tell them apart. */

@@ -160,7 +160,11 @@ export default definePlugin<ReplayConfig>({
       warned = true;
       logger.warn('information_schema.METADATA_LOCK_INFO is not available (INSTALL SONAME \'metadata_lock_info\' on the backends): sessions holding GET_LOCK locks cannot be recognised and may be moved');
     };
-    hooks.captureState.tapPromise('migrate-replay', async (state, ctx) => ({ ...state, replay: await capture(ctx, config, warnOnce) }));
+    hooks.captureState.tapPromise('migrate-replay', async (state, ctx) => {
+      // Another strategy already moves this whole session (migrate-tidb-token on TiDB): nothing to replay.
+      if (state['moved-by']) return state;
+      return { ...state, replay: await capture(ctx, config, warnOnce) };
+    });
     hooks.restoreState.tapPromise('migrate-replay', async (state, ctx) => {
       const captured = state.replay as CapturedState | undefined;
       if (captured) await restore(captured, ctx);
