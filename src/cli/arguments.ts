@@ -43,6 +43,7 @@ interface ParsedFlags {
   logLevel?: string;
   logFormat?: string;
   pdAddrs?: string[];
+  workers?: string;
 }
 
 /** `tiproxy 0.1.0 (commit abc1234, node v20.20.2)` */
@@ -101,6 +102,7 @@ function createProgram(output: ArgumentsOutput): Command {
     .option('--plugin-dir <dir>', 'directory of hot-loaded plugins (overrides plugin-dir)')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (overrides log.level)')
     .option('--log-format <json|console>', 'log line format (overrides log.format)')
+    .option('--workers <n>', 'worker processes sharing the SQL port (overrides proxy.workers; 1 = a single process)')
     .version(versionLine(), '-v, --version', 'print version and exit')
     .helpOption('-h, --help', 'print this help and exit')
     .exitOverride()
@@ -134,6 +136,7 @@ export function parseArguments(argv: readonly string[], output: ArgumentsOutput 
   if (flags.backend !== undefined) overrides.backends = flags.backend;
   if (flags.pluginDir !== undefined) overrides.pluginDir = flags.pluginDir;
   if (flags.pdAddrs !== undefined) overrides.pdAddrs = flags.pdAddrs;
+  if (flags.workers !== undefined) overrides.workers = flags.workers;
   return flags.config === undefined ? { overrides } : { configPath: flags.config, overrides };
 }
 

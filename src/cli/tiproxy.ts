@@ -1,14 +1,16 @@
-import { watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { ConfigError } from '../kernel/config/config-error.js';
 import { applyOverrides, defaultConfig, freezeConfig, loadConfigFile } from '../kernel/config/config-loader.js';
 import type { FrozenConfig, ProxyConfig } from '../kernel/config/proxy-config.js';
-import { Kernel } from '../kernel/kernel.js';
+import { Kernel, parseListenAddr, type WorkerSlot } from '../kernel/kernel.js';
 import { createLogger } from '../kernel/logger.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
+import { watchConfigFile } from './config-watch.js';
+import { runPrimary } from './workers/primary.js';
+import { failWorker, runWorker, workerSlotFromEnv } from './workers/worker.js';
 
 /** Reads the config file (if any), applies command-line overrides and the default plugins. */
 function resolveConfig(args: ParsedArguments): FrozenConfig {
@@ -21,6 +23,11 @@ function die(message: string): never {
   process.exit(1);
 }
 
+/**
+ * Three roles, one program: a single process (proxy.workers: 1, the default — no cluster code runs),
+ * the primary of N workers (src/cli/workers/primary.ts, serves nothing), or one of those workers (a
+ * node:cluster worker re-running this file with the same arguments; src/cli/workers/worker.ts).
+ */
 async function main(): Promise<void> {
   let args: ParsedArguments;
   try {
@@ -37,7 +44,12 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) die(err.message);
     die(`cannot read config: ${(err as Error).message}`);
   }
-  const logger = createLogger(config.log);
+  if (cluster.isPrimary && config.proxy.workers > 1) return runPrimary({ args, config, resolveConfig });
+  const slot: WorkerSlot | undefined = cluster.isWorker ? workerSlotFromEnv(parseListenAddr(config.proxy.addr).port) : undefined;
+  // A worker does not print: the primary prints the first worker's reason once and exits non-zero.
+  const fail = (message: string): Promise<never> => (slot ? failWorker(message) : die(message));
+  const root = createLogger(config.log);
+  const logger = slot ? root.child({ worker: slot.id }) : root;
   // A plugin's background work (timers, watchers, promises nobody awaits) must not take the proxy down:
   // log it with what we know and keep serving.
   process.on('unhandledRejection', (reason) => {
@@ -46,22 +58,46 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => {
     logger.error({ err }, `uncaught exception (kept running): ${err.message}`);
   });
-  const kernel = new Kernel({ config, logger, resolvePlugin: (name) => BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name) });
+  const kernel = new Kernel({
+    config, logger, resolvePlugin: (name) => BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name), ...(slot ? { worker: slot } : {}),
+  });
   try {
     await kernel.init();
   } catch (err) {
-    die((err as Error).message);
+    await fail((err as Error).message);
   }
+  let bound: { host: string; port: number };
   try {
-    await kernel.listen();
+    bound = await kernel.listen();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    die(`cannot listen on ${config.proxy.addr}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
+    return fail(`cannot listen on ${config.proxy.addr}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
   }
-  installSignals(kernel, args, logger);
+  const reload = reloader(kernel, args, logger);
+  if (slot) runWorker(kernel, `${bound.host}:${bound.port}`, logger, reload);
+  else installSignals(kernel, args, logger, reload);
 }
 
-function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger): void {
+/** Re-reads the config and applies it; a bad one is logged and the running config stays. */
+function reloader(kernel: Kernel, args: ParsedArguments, logger: Logger): (why: string) => void {
+  return (why) => {
+    let next: FrozenConfig;
+    try {
+      next = resolveConfig(args);
+    } catch (err) {
+      logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`);
+      return;
+    }
+    kernel.reload(next).then(
+      () => {
+        logger.level = next.log.level;
+      },
+      (err) => logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`),
+    );
+  };
+}
+
+function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger, reload: (why: string) => void): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -77,36 +113,8 @@ function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger): 
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const reload = (why: string) => {
-    let next: FrozenConfig;
-    try {
-      next = resolveConfig(args);
-    } catch (err) {
-      logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`);
-      return;
-    }
-    kernel.reload(next).then(
-      () => {
-        logger.level = next.log.level;
-      },
-      (err) => logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`),
-    );
-  };
   process.on('SIGHUP', () => reload('SIGHUP'));
-  if (args.configPath) {
-    let timer: NodeJS.Timeout | null = null;
-    // Editors replace files (rename), which ends a watch on the old inode: watch the directory entry.
-    try {
-      const name = basename(args.configPath);
-      watch(dirname(args.configPath), { persistent: false }, (_event, changed) => {
-        if (changed !== null && changed !== name) return;
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => reload('config file changed'), 300);
-      });
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
-    }
-  }
+  if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'));
 }
 
 main().catch((err) => die((err as Error).stack ?? String(err)));

@@ -15,7 +15,7 @@ import type { PluginErrorCounts } from './plugins/plugin-isolation.js';
 import {
   CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION,
   CLIENT_TRANSACTIONS, DEFAULT_CHARSET_ID,
-  CLIENT_PROTOCOL_41, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
+  CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
 } from './protocol/constants.js';
 import { framePackets } from './protocol/payload-writer.js';
 import { buildErrPayload } from './protocol/response-packets.js';
@@ -35,6 +35,9 @@ const MAX_CONCURRENT_MIGRATIONS = 32;
 /** A session whose migration failed or was vetoed is left alone this long. */
 const MIGRATION_RETRY_DELAY_MS = 3000;
 
+/** How long the first client's greeting waits for a backend's, at most. */
+const GREETING_PROBE_TIMEOUT_MS = 2000;
+
 /** Announced before any backend has been seen (and when `proxy.server-version` is empty). */
 const FALLBACK_SERVER_VERSION = '8.0.11-tiproxy';
 
@@ -42,6 +45,29 @@ export interface KernelOptions {
   config: FrozenConfig;
   logger: Logger;
   resolvePlugin: PluginResolver;
+  /** Set when this kernel is one of several worker processes (proxy.workers > 1); see src/cli/workers/. */
+  worker?: WorkerSlot;
+}
+
+/** This process's place among the workers sharing the SQL port. */
+export interface WorkerSlot {
+  /** 1..count. */
+  id: number;
+  count: number;
+  /** Listen with SO_REUSEPORT in this process (Node >= 22.12) instead of the cluster's shared handle. */
+  reusePort: boolean;
+}
+
+/**
+ * Connection ids of worker `id` carry it in their top 8 bits (id << 24 | sequence), so ids stay unique
+ * across workers and a KILL naming another worker's session can be recognised.
+ */
+const WORKER_ID_SHIFT = 24;
+const WORKER_SEQUENCE_MASK = (1 << WORKER_ID_SHIFT) - 1;
+
+/** The worker (1..255) whose range holds connection id `id`, or 0 for ids of a single-process proxy. */
+export function workerOfConnectionId(id: number): number {
+  return id >>> WORKER_ID_SHIFT;
 }
 
 /**
@@ -65,13 +91,25 @@ export class Kernel implements SessionHost {
   private readonly migrating = new Set<number>();
   /** A session whose migration failed is not tried again before this time. */
   private readonly migrationRetryAt = new Map<number, number>();
+  /**
+   * Sessions a veto said cannot move until something changes (no credentials): further requests are
+   * refused, so the balancer picks other sessions instead of asking again. Cleared on COM_CHANGE_USER.
+   */
+  private readonly unmovable = new Map<number, string>();
   private migrationTimer: NodeJS.Timeout | null = null;
+  private greetingProbe: Promise<void> | null = null;
+  /** Set while a generation is being built: backend events to replay on it (see buildGeneration). */
+  private eventsDuringBuild: BackendEvent[] | null = null;
   private cfg: FrozenConfig;
   private generation!: Generation;
   private generationCounter = 0;
   private readonly retired = new Set<Generation>();
   private server: Server | null = null;
   private nextId = 1;
+  /** Connection ids this process hands out: [firstId, lastId]. */
+  private readonly firstId: number;
+  private readonly lastId: number;
+  private readonly worker: WorkerSlot | undefined;
   private serverVersion = '';
   private serverCapabilities = PROXY_SUPPORTED_CAPABILITIES;
   private tlsContext: SecureContext | null = null;
@@ -91,6 +129,10 @@ export class Kernel implements SessionHost {
     this.cfg = options.config;
     this.logger = options.logger;
     this.resolvePlugin = options.resolvePlugin;
+    this.worker = options.worker;
+    this.firstId = this.worker ? (this.worker.id << WORKER_ID_SHIFT) + 1 : 1;
+    this.lastId = this.worker ? ((this.worker.id << WORKER_ID_SHIFT) | WORKER_SEQUENCE_MASK) >>> 0 : 0xffffffff;
+    this.nextId = this.firstId;
     this.backends = new BackendRegistry((event) => this.publishBackendEvent(event));
     this.loadTls(options.config);
   }
@@ -106,8 +148,10 @@ export class Kernel implements SessionHost {
       }
       this.watchPluginDir(this.cfg['plugin-dir']);
     }
-    this.generation = await this.makeGeneration(this.cfg);
+    const { generation, missed } = await this.buildGeneration(this.cfg);
+    this.generation = generation;
     this.generation.users++; // the kernel itself holds the current generation
+    for (const event of missed) generation.hooks.backendEvent.call(event);
     await this.generation.hooks.lifecycle.init.promise({ config: this.cfg });
   }
 
@@ -117,6 +161,21 @@ export class Kernel implements SessionHost {
     const extra = [...hot.keys()].filter((n) => !listed.has(n)).sort()
       .map((name) => Object.freeze({ name, enabled: true, required: false, config: Object.freeze({}) }));
     return extra.length === 0 ? config : Object.freeze({ ...config, plugins: Object.freeze([...config.plugins, ...extra]) });
+  }
+
+  /**
+   * Builds a generation and collects the backend events published meanwhile (discovery plugins announce
+   * backends from apply()): plugins of the new generation applied before them never saw those, so they
+   * are replayed on it once it is current (a health tap applying its drain list to an added backend).
+   */
+  private async buildGeneration(config: FrozenConfig, hot?: ReadonlyMap<string, TiproxyPlugin<never>>): Promise<{ generation: Generation; missed: BackendEvent[] }> {
+    const missed: BackendEvent[] = [];
+    this.eventsDuringBuild = missed;
+    try {
+      return { generation: await this.makeGeneration(config, hot), missed };
+    } finally {
+      this.eventsDuringBuild = null;
+    }
   }
 
   private makeGeneration(config: FrozenConfig, hot: ReadonlyMap<string, TiproxyPlugin<never>> = this.hotPlugins): Promise<Generation> {
@@ -154,7 +213,7 @@ export class Kernel implements SessionHost {
 
   /** A logged-in connection of the proxy's own to a backend, for plugins (service accounts). */
   async openBackendSql(addr: string, credentials: Exclude<BackendCredentials, { kind: 'relay' }>): Promise<BackendSql & { close(): void }> {
-    const backend = this.backends.get(addr) ?? { ...splitAddr(addr), addr, labels: {}, healthy: true, draining: false, connections: 0, sources: new Set<string>() };
+    const backend = this.backends.get(addr) ?? { ...splitAddr(addr), addr, labels: {}, healthy: true, draining: false, connections: 0, remoteConnections: 0, sources: new Set<string>() };
     const timeoutMs = this.cfg.proxy['backend-connect-timeout'] * 1000;
     const capabilities = SERVICE_CONNECTION_CAPABILITIES;
     const conn = await BackendConnection.dial({
@@ -180,7 +239,7 @@ export class Kernel implements SessionHost {
   }
 
   requestMigration(sessionId: number, reason: string, to?: string): boolean {
-    if (!this.sessions.has(sessionId) || this.migrationRequests.has(sessionId)) return false;
+    if (!this.sessions.has(sessionId) || this.migrationRequests.has(sessionId) || this.unmovable.has(sessionId)) return false;
     this.migrationRequests.set(sessionId, { sessionId, reason, requestedAt: Date.now(), ...(to ? { to } : {}) });
     this.migrationRequestCounts.set(reason, (this.migrationRequestCounts.get(reason) ?? 0) + 1);
     this.logger.debug({ conn: sessionId, reason, to }, 'migration requested');
@@ -201,6 +260,16 @@ export class Kernel implements SessionHost {
       if (!session) this.migrationRequests.delete(id);
       else void this.tryMigrate(session);
     }
+  }
+
+  /** The session's credentials changed (COM_CHANGE_USER): it may be movable again. */
+  sessionUserChanged(session: Session): void {
+    this.unmovable.delete(session.id);
+  }
+
+  /** Why the session cannot be moved at all, or null (plugins' vetoes with retry: false). */
+  unmovableReason(sessionId: number): string | null {
+    return this.unmovable.get(sessionId) ?? null;
   }
 
   /** Whether a move was asked for this session (the session may then commit-and-move on BEGIN). */
@@ -230,8 +299,12 @@ export class Kernel implements SessionHost {
         } else {
           session.logger[outcome.result === 'failed' ? 'warn' : 'info'](fields, `migration ${outcome.result}: ${outcome.error ?? ''}`);
           this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
-          // A veto that says "not until something changes" ends the request; whoever asked may ask again.
-          if (outcome.result === 'vetoed' && outcome.retry === false) this.migrationRequests.delete(session.id);
+          // A veto that says "not until something changes" (no credentials) ends the request, and later
+          // requests for this session are refused: the balancer then picks other sessions.
+          if (outcome.result === 'vetoed' && outcome.retry === false) {
+            this.migrationRequests.delete(session.id);
+            this.unmovable.set(session.id, outcome.error ?? 'vetoed');
+          }
         }
         session.generation.hooks.afterMigrate.call(outcome);
       })
@@ -255,6 +328,7 @@ export class Kernel implements SessionHost {
     this.logger.info({ backend: event.backend.addr, event: event.type, ...('reason' in event ? { reason: event.reason } : {}),
       ...('healthy' in event ? { healthy: event.healthy } : {}) }, `backend ${event.type}`);
     this.generation?.hooks.backendEvent.call(event);
+    this.eventsDuringBuild?.push(event);
   }
 
   private loadTls(config: FrozenConfig): void {
@@ -296,9 +370,33 @@ export class Kernel implements SessionHost {
     if (g.users === 0 && this.retired.delete(g)) void g.dispose(this.logger);
   }
 
-  announcedServer(): { version: string; capabilities: number } {
+  /**
+   * What the proxy's greeting announces: a backend's version and capabilities. Before any backend has
+   * been seen, one is asked for its greeting first: capabilities change packet formats
+   * (CLIENT_SESSION_TRACK; TiDB lacks it), and a client must not negotiate one the backend cannot give.
+   */
+  async announcedServer(): Promise<{ version: string; capabilities: number }> {
+    if (!this.serverVersion) await (this.greetingProbe ??= this.probeGreeting().finally(() => { this.greetingProbe = null; }));
     const configured = this.cfg.proxy['server-version'];
-    return { version: configured || this.serverVersion || FALLBACK_SERVER_VERSION, capabilities: this.serverCapabilities };
+    // Still unknown (no backend answered): leave out the capability that changes OK packets.
+    const capabilities = this.serverVersion ? this.serverCapabilities : this.serverCapabilities & ~CLIENT_SESSION_TRACK;
+    return { version: configured || this.serverVersion || FALLBACK_SERVER_VERSION, capabilities };
+  }
+
+  private async probeGreeting(): Promise<void> {
+    const timeoutMs = Math.min(this.cfg.proxy['backend-connect-timeout'] * 1000, GREETING_PROBE_TIMEOUT_MS);
+    for (const backend of this.backends.list().filter((b) => b.healthy && !b.draining).slice(0, 3)) {
+      try {
+        const conn = await BackendConnection.dial({
+          backend, options: { tls: 'off', proxyProtocol: false, connectTimeoutMs: timeoutMs }, tls: {}, capabilities: 0, charset: DEFAULT_CHARSET_ID,
+        });
+        conn.destroy();
+        this.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities);
+        return;
+      } catch (err) {
+        this.logger.debug({ backend: backend.addr, err: (err as Error).message }, 'greeting probe failed');
+      }
+    }
   }
 
   learnBackend(backend: BackendRecord, version: string, capabilities: number): void {
@@ -306,6 +404,16 @@ export class Kernel implements SessionHost {
     if (!this.serverVersion) this.logger.info({ version }, 'announcing the backends\' server version to clients');
     this.serverVersion = version;
     this.serverCapabilities = (capabilities & PROXY_SUPPORTED_CAPABILITIES) | CLIENT_PROTOCOL_41;
+  }
+
+  otherWorkerOf(connectionId: number): number | null {
+    if (!this.worker) return null;
+    const owner = workerOfConnectionId(connectionId);
+    return owner >= 1 && owner <= this.worker.count && owner !== this.worker.id ? owner : null;
+  }
+
+  workerId(): number | null {
+    return this.worker?.id ?? null;
   }
 
   serverTlsContext(): SecureContext | null {
@@ -324,6 +432,7 @@ export class Kernel implements SessionHost {
     this.sessions.delete(session.id);
     this.migrationRequests.delete(session.id);
     this.migrationRetryAt.delete(session.id);
+    this.unmovable.delete(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 
@@ -348,7 +457,10 @@ export class Kernel implements SessionHost {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port }, () => {
+      // Workers on Node >= 22.12 bind their own SO_REUSEPORT socket (exclusive: not the cluster's shared
+      // handle); `reusePort` is not in Node 20's typings, hence the widened object.
+      const reuse: object = this.worker?.reusePort ? { exclusive: true, reusePort: true } : {};
+      server.listen({ host, port, ...reuse }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -373,7 +485,7 @@ export class Kernel implements SessionHost {
       return void this.refuse(socket, ER_CON_COUNT_ERROR, `Too many connections (tiproxy max-connections is ${max})`);
     }
     const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    this.nextId = this.nextId >= this.lastId ? this.firstId : this.nextId + 1;
     const session = new Session(id, socket, this);
     this.sessions.set(id, session);
     void session.run();
@@ -392,7 +504,7 @@ export class Kernel implements SessionHost {
    */
   async reload(config: FrozenConfig, hot: ReadonlyMap<string, TiproxyPlugin<never>> = this.hotPlugins): Promise<void> {
     const run = this.rebuilding.then(async () => {
-      const next = await this.makeGeneration(config, hot);
+      const { generation: next, missed } = await this.buildGeneration(config, hot);
       const previous = this.generation;
       if (config['plugin-dir'] !== this.cfg['plugin-dir']) this.watchPluginDir(config['plugin-dir']);
       this.cfg = config;
@@ -403,6 +515,7 @@ export class Kernel implements SessionHost {
       previous.superseded = true;
       this.retired.add(previous);
       this.releaseGeneration(previous);
+      for (const event of missed) next.hooks.backendEvent.call(event);
       await next.hooks.lifecycle.reload.promise({ config });
       this.logger.info({ generation: next.id, plugins: next.applied }, 'plugins and configuration applied');
       // Idle sessions adopt the new generation now; busy ones at their next safe point.

@@ -61,10 +61,13 @@ export interface MariaDBInstance {
 // Bump when the template's contents change so machines rebuild their cached template.
 const TEMPLATE_VERSION = '1';
 const templateDir = join(tmpRoot, 'mariadb-template');
+/** The template's datadir (accounts and databases as SETUP_SQL leaves them); call ensureTemplate() first. */
+export const TEMPLATE_DATADIR = join(templateDir, 'data');
 const instanceDirs = new InstanceDirs('mariadb', 'mysqld.pid');
 const isRoot = process.getuid?.() === 0;
 
-const BASE_CONFIG: Record<string, string | number> = {
+/** Settings every harness mariadbd runs with (the Galera harness adds its own on top). */
+export const BASE_CONFIG: Readonly<Record<string, string | number>> = {
   'bind-address': '127.0.0.1',
   'skip-name-resolve': '',
   local_infile: 1,
@@ -215,7 +218,8 @@ async function buildTemplate(target: string): Promise<void> {
 
 let templateReady: Promise<void> | undefined;
 
-function ensureTemplate(): Promise<void> {
+/** Builds the template datadir once per machine (cached in .tmp/mariadb-template). */
+export function ensureTemplate(): Promise<void> {
   return (templateReady ??= (async () => {
     const versionFile = join(templateDir, 'VERSION');
     if (existsSync(versionFile) && readFileSync(versionFile, 'utf8') === TEMPLATE_VERSION) return;

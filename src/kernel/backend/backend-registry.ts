@@ -5,7 +5,14 @@ export interface BackendRecord extends BackendInfo {
   labels: Record<string, string>;
   healthy: boolean;
   draining: boolean;
+  /** Sessions on this backend: this process's own (changed by sessions) plus remoteConnections. */
   connections: number;
+  /**
+   * Sessions other worker processes hold on this backend (proxy.workers > 1; always 0 otherwise). Set
+   * by BackendRegistry.setRemoteConnections and already included in `connections`, so plugins see
+   * cluster-wide totals while sessions keep counting themselves with `connections++/--`.
+   */
+  remoteConnections: number;
   statusPort?: number;
   serverVersion?: string;
   /** Discovery sources that currently report this backend; it is removed when none does. */
@@ -33,6 +40,8 @@ export function splitAddr(addr: string): { host: string; port: number } {
  */
 export class BackendRegistry {
   private readonly records = new Map<string, BackendRecord>();
+  /** Other workers' session counts by address, kept for backends announced later too. */
+  private remote: ReadonlyMap<string, number> = new Map();
 
   constructor(private readonly publish: (event: BackendEvent) => void) {}
 
@@ -59,8 +68,10 @@ export class BackendRegistry {
       return existing;
     }
     const { host, port } = splitAddr(a.addr);
+    const remote = this.remote.get(a.addr) ?? 0;
     const record: BackendRecord = {
-      addr: a.addr, host, port, labels: { ...(a.labels ?? {}) }, healthy: true, draining: false, connections: 0,
+      addr: a.addr, host, port, labels: { ...(a.labels ?? {}) }, healthy: true, draining: false,
+      connections: remote, remoteConnections: remote,
       sources: new Set([source]),
       ...(a.statusPort !== undefined ? { statusPort: a.statusPort } : {}),
     };
@@ -82,6 +93,19 @@ export class BackendRegistry {
     const keep = new Set(announcements.map((a) => a.addr));
     for (const record of this.list()) if (record.sources.has(source) && !keep.has(record.addr)) this.withdraw(source, record.addr);
     for (const a of announcements) this.announce(source, a);
+  }
+
+  /**
+   * Sets the sessions other worker processes hold per backend (addresses not listed: 0). Each record's
+   * `connections` moves by the change, so it stays "own sessions + other workers' sessions".
+   */
+  setRemoteConnections(counts: ReadonlyMap<string, number>): void {
+    this.remote = new Map(counts);
+    for (const record of this.records.values()) {
+      const remote = counts.get(record.addr) ?? 0;
+      record.connections += remote - record.remoteConnections;
+      record.remoteConnections = remote;
+    }
   }
 
   setHealth(addr: string, healthy: boolean, reason: string): void {

@@ -18,6 +18,8 @@ export interface CliOverrides {
   pluginDir?: string;
   /** PD/etcd endpoints (host:port list); sets proxy.pd-addrs. */
   pdAddrs?: string[];
+  /** Worker processes, as typed on the command line; sets proxy.workers (the schema checks it). */
+  workers?: string;
 }
 
 /** Plugin that `--backend` configures. */
@@ -33,6 +35,7 @@ const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
   'log.format': '--log-format',
   'plugin-dir': '--plugin-dir',
   'proxy.pd-addrs': '--pd-addrs',
+  'proxy.workers': '--workers',
 };
 
 /** Schema annotations that ajv must accept in strict mode (used by docs and error messages). */
@@ -156,6 +159,8 @@ export function applyOverrides(config: ProxyConfig | FrozenConfig, overrides: Cl
   if (overrides.logFormat !== undefined) Object.assign(next.log, { format: overrides.logFormat });
   if (overrides.backends !== undefined) setStaticBackends(next, overrides.backends);
   if (overrides.pdAddrs !== undefined) next.proxy['pd-addrs'] = overrides.pdAddrs.join(',');
+  // A non-numeric value is kept as a string so the validation below reports `--workers: must be integer`.
+  if (overrides.workers !== undefined) Object.assign(next.proxy, { workers: /^\s*-?\d+\s*$/.test(overrides.workers) ? Number(overrides.workers) : overrides.workers });
   enableEtcdDiscovery(next);
   try {
     return buildConfig(next);

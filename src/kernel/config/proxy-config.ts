@@ -57,6 +57,8 @@ export interface ProxyConfig {
     'server-version': string;
     /** Offer zlib compression (CLIENT_COMPRESS) to clients. */
     'enable-compression': boolean;
+    /** Worker processes sharing the SQL port (1 = a single process, no primary). Not reloadable. */
+    workers: number;
     /** PD/etcd endpoints, comma-separated host:port ("" = no etcd discovery); enables discovery-etcd. */
     'pd-addrs': string;
   };

@@ -12,7 +12,7 @@ export interface BackendInfo {
   readonly healthy: boolean;
   /** No new sessions; existing ones should move away. */
   readonly draining: boolean;
-  /** Live sessions currently on this backend. */
+  /** Live sessions currently on this backend (with proxy.workers > 1: of every worker process). */
   readonly connections: number;
   /** TiDB status port, when discovery knows it. */
   readonly statusPort?: number;

@@ -33,7 +33,10 @@ export interface MigrationRequest {
 }
 
 export interface MigrationDirectory {
-  /** Asks the kernel to move a session; false if the session does not exist or already has a request. */
+  /**
+   * Asks the kernel to move a session; false if the session does not exist, already has a request, or
+   * cannot move at all (an earlier veto with retry: false, e.g. no credentials for its user).
+   */
   request(sessionId: number, reason: string, to?: string): boolean;
   /** Requests not yet carried out. */
   pending(): readonly MigrationRequest[];

@@ -18,15 +18,21 @@ export interface SessionHost {
   pinGeneration(g: Generation): void;
   releaseGeneration(g: Generation): void;
   /** Server version and capabilities announced to clients (mirrors the backends). */
-  announcedServer(): { version: string; capabilities: number };
+  announcedServer(): Promise<{ version: string; capabilities: number }>;
   /** A backend greeting was seen: keep the announced version/capabilities in step. */
   learnBackend(backend: BackendRecord, version: string, capabilities: number): void;
+  /** With proxy.workers > 1: the other worker whose range holds this connection id, else null. */
+  otherWorkerOf(connectionId: number): number | null;
+  /** This process's worker number (1..N) with proxy.workers > 1, else null. */
+  workerId(): number | null;
   serverTlsContext(): SecureContext | null;
   serverTlsRequestsCert(): boolean;
   backendTlsOptions(): ConnectionOptions;
   sessionClosed(session: Session, reason: CloseReason): void;
   /** Called when a session reaches a safe point (no command in flight, not in a transaction). */
   sessionIdle(session: Session): void;
+  /** COM_CHANGE_USER succeeded: what was known about moving the session no longer holds. */
+  sessionUserChanged(session: Session): void;
   /** A move was requested for this session and may be tried now. */
   migrationPending(session: Session): boolean;
   /** Runs the session's pending move now if the session is at a safe point. */

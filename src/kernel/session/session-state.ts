@@ -10,6 +10,23 @@ export interface PreparedStatement {
   readonly sql: Buffer;
   readonly params: number;
   readonly columns: number;
+  /**
+   * Parameter types (2 bytes each) the client last sent in a COM_STMT_EXECUTE with
+   * new_params_bound_flag = 1; null until then. C connectors send them only on the first execute after
+   * binding, so a statement re-prepared on another backend needs them from here.
+   */
+  paramTypes: Buffer | null;
+  /** The statement on the current backend has received parameter types (false after a migration re-prepared it). */
+  typesSent: boolean;
+}
+
+/**
+ * Offset, in a COM_STMT_EXECUTE payload, of new_params_bound_flag for a statement with `params` (> 0)
+ * parameters: command, statement id (4), flags (1), iteration count (4), NULL bitmap. (The layout with
+ * CLIENT_QUERY_ATTRIBUTES differs; the proxy never negotiates it.)
+ */
+export function paramsBoundFlagOffset(params: number): number {
+  return 10 + ((params + 7) >> 3);
 }
 
 /** Why a session is not at a safe point right now (for logs and migration vetoes). */
@@ -59,7 +76,13 @@ export class SessionState {
 
   prepared(backendId: number, params: number, columns: number): void {
     const sql = this.preparingSql.shift() ?? Buffer.alloc(0);
-    this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns });
+    this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns, paramTypes: null, typesSent: false });
+  }
+
+  /** The client sent parameter types for `statement` (new_params_bound_flag = 1): keep them (copied only when they change). */
+  paramTypesSent(statement: PreparedStatement, types: Buffer): void {
+    if (statement.paramTypes === null || !statement.paramTypes.equals(types)) statement.paramTypes = Buffer.from(types);
+    statement.typesSent = true;
   }
 
   /** A COM_STMT_PREPARE was answered with an ERR: its SQL is not a statement. */

@@ -35,7 +35,7 @@ import { ClientConnection } from './client-connection.js';
 import { formatKill, mayBeKill, parseKill } from './kill-statement.js';
 import type { SessionHost } from './session-host.js';
 import { BackendSqlRunner } from './backend-sql.js';
-import { SessionState } from './session-state.js';
+import { paramsBoundFlagOffset, SessionState } from './session-state.js';
 import { capturesText, classifyStatement, preparedStatementName, StatementKind } from './statement-classifier.js';
 
 /** Commands that would turn the connection into something the pump cannot follow. */
@@ -184,7 +184,7 @@ export class Session implements ResponseListener, SessionInfo {
 
   private async greetAndReadResponse(): Promise<{ handshake: HandshakeResponse; seq: number }> {
     const config = this.host.config();
-    const announced = this.host.announcedServer();
+    const announced = await this.host.announcedServer();
     const tlsContext = this.host.serverTlsContext();
     const options = this.generation.hooks.greeting.call({
       serverVersion: announced.version,
@@ -407,7 +407,10 @@ export class Session implements ResponseListener, SessionInfo {
   adoptBackend(next: BackendConnection, statementIds: ReadonlyMap<number, number>): BackendConnection {
     for (const [clientId, backendId] of statementIds) {
       const statement = this.state.statements.get(clientId);
-      if (statement) statement.backendId = backendId;
+      if (!statement) continue;
+      statement.backendId = backendId;
+      // Re-prepared on the new backend: it has not seen parameter types yet (executeWithParamTypes adds them).
+      statement.typesSent = false;
     }
     this.state.idsTranslated = [...this.state.statements.values()].some((st) => st.backendId !== st.clientId);
     return this.replaceBackend(next);
@@ -487,6 +490,9 @@ export class Session implements ResponseListener, SessionInfo {
       case COM_STMT_CLOSE:
       case COM_STMT_RESET:
       case COM_STMT_FETCH:
+        if (command === COM_STMT_EXECUTE && avail >= 5 && this.state.statements.size > 0 && this.executeNeedsWholePacket(buf, off, avail)) {
+          return INTERCEPT;
+        }
         if (this.state.idsTranslated && avail >= 5) {
           // Statements were re-prepared on this backend under other ids: rewrite the id in place
           // (the reader guarantees the first bytes are contiguous in `buf`), after the bookkeeping
@@ -612,6 +618,14 @@ export class Session implements ResponseListener, SessionInfo {
       case COM_STMT_PREPARE:
         this.state.prepareSent(Buffer.from(payload.subarray(1)));
         break;
+      case COM_STMT_EXECUTE: {
+        const withTypes = this.executeWithParamTypes(payload);
+        if (withTypes) {
+          this.forwardCommand(withTypes, seq);
+          return true;
+        }
+        break;
+      }
       default:
         if (UNSUPPORTED_COMMANDS.has(command)) {
           this.replyError(seq, ER_UNKNOWN_COM_ERROR, `${COMMAND_NAMES[command] ?? `command 0x${command.toString(16)}`} is not supported through tiproxy`);
@@ -621,6 +635,50 @@ export class Session implements ResponseListener, SessionInfo {
     // Unchanged: bookkeeping (and statement-id translation, in place), then the original bytes go on.
     this.noteForwarded(payload);
     return PASS_THROUGH;
+  }
+
+  /**
+   * Parameter types of prepared statements (see PreparedStatement.paramTypes). From the first bytes of a
+   * COM_STMT_EXECUTE: records the types when the client sends them; true when the whole packet is needed
+   * — to add the types the client left out (the statement was re-prepared by a migration and this backend
+   * never got them: without them it answers 1210 "Incorrect arguments to mysqld_stmt_execute"), or to
+   * read types that lie beyond the prefix.
+   */
+  private executeNeedsWholePacket(buf: Buffer, off: number, avail: number): boolean {
+    const statement = this.state.statements.get(buf.readUInt32LE(off + 1));
+    if (!statement || statement.params === 0) return false;
+    const flagAt = paramsBoundFlagOffset(statement.params);
+    if (flagAt >= avail) return true;
+    if (buf[off + flagAt] === 1) {
+      const end = flagAt + 1 + 2 * statement.params;
+      if (end > avail) return true;
+      this.state.paramTypesSent(statement, buf.subarray(off + flagAt + 1, off + end));
+      return false;
+    }
+    return !statement.typesSent && statement.paramTypes !== null;
+  }
+
+  /** The whole-packet side of executeNeedsWholePacket: the packet with the types added, or null to send it unchanged. */
+  private executeWithParamTypes(payload: Buffer): Buffer | null {
+    if (payload.length < 5) return null;
+    const statement = this.state.statements.get(payload.readUInt32LE(1));
+    if (!statement || statement.params === 0) return null;
+    const flagAt = paramsBoundFlagOffset(statement.params);
+    if (flagAt >= payload.length) return null;
+    if (payload[flagAt] === 1) {
+      const end = flagAt + 1 + 2 * statement.params;
+      if (end <= payload.length) this.state.paramTypesSent(statement, payload.subarray(flagAt + 1, end));
+      return null;
+    }
+    const types = statement.paramTypes;
+    if (statement.typesSent || types === null) return null;
+    statement.typesSent = true;
+    const out = Buffer.allocUnsafe(payload.length + types.length);
+    payload.copy(out, 0, 0, flagAt);
+    out[flagAt] = 1;
+    types.copy(out, flagAt + 1);
+    payload.copy(out, flagAt + 1 + types.length, flagAt + 1);
+    return out;
   }
 
   private runCommandHook(command: number, payload: Buffer): CommandReply | undefined {
@@ -692,6 +750,13 @@ export class Session implements ResponseListener, SessionInfo {
       : parseKill(payload.toString('utf8', 1));
     if (!kill) return false;
     const target = this.host.sessions.get(kill.id);
+    const otherWorker = target ? null : this.host.otherWorkerOf(kill.id);
+    if (otherWorker !== null) {
+      // Another worker process serves that session and sessions cannot reach across processes.
+      this.replyError(seq, ER_NOT_SUPPORTED_YET, `KILL ${kill.id}: connection ${kill.id} is served by tiproxy worker ${otherWorker}, `
+        + `and this connection by worker ${this.host.workerId() ?? '?'}; KILL works only between connections of the same worker (proxy.workers > 1)`);
+      return true;
+    }
     if (!target || !target.backendConn) return false; // not a proxy id: let the backend interpret it
     if (this.backendConn && target.backendConn.backend.addr === this.backendConn.backend.addr) {
       const sql = Buffer.from(`\u0003${formatKill(kill, target.backendConn.connectionId)}`, 'utf8');
@@ -753,6 +818,7 @@ export class Session implements ResponseListener, SessionInfo {
         this.state.reset();
         this.state.applyStatus(parseOkPayload(result.payload, this.capabilities).status);
         this.user = request.user;
+        this.host.sessionUserChanged(this);
         this.database = request.database;
         this.authExchange = result.exchange ? { ...result.exchange, tls: this.client.tls } : null;
         this.logger.info({ user: this.user }, 'user changed');

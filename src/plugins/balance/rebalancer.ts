@@ -40,11 +40,26 @@ export interface PlannedMove {
  * per second from each such backend; load balancing moves share the migrations-per-second budget.
  * Moves are requested through ctx.migrations; the kernel carries them out at each session's next safe
  * point.
+ *
+ * Several worker processes (proxy.workers > 1): `BackendInfo.connections` is the cluster-wide count
+ * (every worker's sessions), but each worker can only move its own sessions, and every worker's
+ * rebalancer sees the same totals. If each carried out the whole plan, N workers would move N times
+ * too many sessions (40/0 would become 4/36, then swing back). So every worker plans on the cluster
+ * totals, as one proxy would, but requests only its proportional share of the moves off each source
+ * backend: its own sessions there / all sessions there (`share`). A per-source credit accumulates the
+ * share of each planned move and a move is requested when it reaches 1; planned moves this worker
+ * leaves to the others still update the simulated loads and spend the rate budget, so the workers'
+ * requests add up to about one plan, and migrations-per-second stays a cluster-wide rate. Stale totals
+ * do not cause a second round of moves: workers report their counts with requested moves already
+ * applied (src/cli/workers/cluster-counts.ts), within about 100 ms, well inside the 1 s interval.
+ * With a single process the share is always 1 and this is exactly the plain algorithm.
  */
 export class Rebalancer {
   private balanceTokens = 0;
   private readonly evacuation = new Map<string, { rate: number; tokens: number }>();
   private lastTick = Date.now();
+  /** Per source backend: planned moves owed by this worker (share of each planned move, see above). */
+  private readonly shareCredit = new Map<string, number>();
 
   constructor(private readonly deps: RebalancerDeps) {}
 
@@ -57,9 +72,13 @@ export class Rebalancer {
     this.balanceTokens = Math.min(Math.max(mps, 1), this.balanceTokens + mps * elapsed);
 
     const sessionsByBackend = new Map<string, SessionInfo[]>();
+    /** This process's sessions per backend, pending moves included (what `connections` counts of ours). */
+    const ownByBackend = new Map<string, number>();
     const pending = new Set(deps.migrations.pending().map((r) => r.sessionId));
     for (const s of deps.sessions.list()) {
-      if (!s.backend || pending.has(s.id)) continue;
+      if (!s.backend) continue;
+      ownByBackend.set(s.backend.addr, (ownByBackend.get(s.backend.addr) ?? 0) + 1);
+      if (pending.has(s.id)) continue;
       const list = sessionsByBackend.get(s.backend.addr) ?? [];
       list.push(s);
       sessionsByBackend.set(s.backend.addr, list);
@@ -92,6 +111,13 @@ export class Rebalancer {
       budget.tokens = Math.min(Math.max(budget.rate, 1), budget.tokens + budget.rate * Math.max(elapsed, 0.001));
     }
     for (const addr of this.evacuation.keys()) if (!evacuating.has(addr)) this.evacuation.delete(addr);
+    for (const addr of this.shareCredit.keys()) if (!candidates.some((c) => c.backend.addr === addr)) this.shareCredit.delete(addr);
+    // This worker's part of the sessions on each backend; 1 when no other worker holds any there.
+    const shareOf = (b: BackendInfo): number => {
+      const all = canonical(b).connections;
+      const own = ownByBackend.get(b.addr) ?? 0;
+      return all <= own ? 1 : own / all;
+    };
 
     const moves: PlannedMove[] = [];
     const exhausted = new Set<string>();
@@ -103,17 +129,29 @@ export class Rebalancer {
       const budget = factor.kind === 'evacuate' ? this.evacuation.get(addr) : undefined;
       const tokens = factor.kind === 'evacuate' ? budget?.tokens ?? 0 : this.balanceTokens;
       const queue = sessionsByBackend.get(addr);
-      if (tokens < 1 || !queue || queue.length === 0) {
+      if (tokens < 1) {
         exhausted.add(addr);
         continue;
       }
-      const session = queue.shift()!;
-      if (!deps.migrations.request(session.id, factor.reason, to.backend.addr)) continue;
+      const credit = (this.shareCredit.get(addr) ?? 0) + shareOf(from.backend);
+      if (credit >= 1 - 1e-9) {
+        // Our turn for this planned move: one of our own sessions goes.
+        if (!queue || queue.length === 0) {
+          exhausted.add(addr);
+          continue;
+        }
+        const session = queue.shift()!;
+        if (!deps.migrations.request(session.id, factor.reason, to.backend.addr)) continue;
+        this.shareCredit.set(addr, credit - 1);
+        moves.push({ sessionId: session.id, from: addr, to: to.backend.addr, reason: factor.reason });
+      } else {
+        // Another worker's turn: count the move as planned, request nothing.
+        this.shareCredit.set(addr, credit);
+      }
       if (budget) budget.tokens -= 1;
       else this.balanceTokens -= 1;
       from.load -= 1;
       to.load += 1;
-      moves.push({ sessionId: session.id, from: addr, to: to.backend.addr, reason: factor.reason });
     }
     if (moves.length > 0) {
       const summary = new Map<string, number>();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
-import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
+import { ROOT_PASSWORD, ROOT_USER, startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
@@ -135,7 +135,12 @@ describe('balance', () => {
   it('the rebalance loop asks to move sessions from a busy backend to a new idle one: rate-limited, oldest first, one way', async (t) => {
     const proxy = await startProxy({
       backends: [addr(db0)],
-      config: { plugins: [{ name: 'balance', config: { rebalance: { interval: 0.1, 'migrations-per-second': 5 } } }] },
+      // With credentials and state replay the moves really happen (a session that cannot move is skipped).
+      config: { plugins: [
+        { name: 'balance', config: { rebalance: { interval: 0.1, 'migrations-per-second': 5 } } },
+        { name: 'credentials-native', config: { 'service-account': { user: ROOT_USER, password: ROOT_PASSWORD } } },
+        { name: 'migrate-replay' },
+      ] },
       logLevel: 'debug',
     });
     try {
@@ -171,6 +176,29 @@ describe('balance', () => {
         + `its log: ${JSON.stringify(proxy.logs.filter((l) => l['conn'] === extra.threadId || /dial|health/.test(l.msg)))}`);
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(requested(proxy).filter((l) => l['to'] === addr(db0)).length, 0, 'never back');
+    } finally {
+      await closeAll();
+      await proxy.stop();
+    }
+  });
+
+  it('asks each session that cannot move (no credentials) once, then leaves it alone', async () => {
+    const proxy = await startProxy({
+      backends: [addr(db0)],
+      config: { plugins: [{ name: 'balance', config: { rebalance: { interval: 0.1, 'migrations-per-second': 50 } } }] },
+      logLevel: 'debug',
+    });
+    try {
+      const ids: number[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await connect(proxy)).threadId!);
+      await reloadPlugin(proxy, 'discovery-static', { backends: [{ addr: addr(db0) }, { addr: addr(db1) }] });
+      await waitFor('every session refused once', () => ids.every((id) => proxy.kernel.unmovableReason(id) !== null), 5000);
+      await new Promise((r) => setTimeout(r, 800)); // a few more rebalance rounds
+      const perSession = ids.map((id) => requested(proxy, 'rebalance').filter((l) => l['conn'] === id).length);
+      assert.deepEqual(perSession, ids.map(() => 1), 'one request per session, no repeats');
+      assert.match(proxy.kernel.unmovableReason(ids[0]!)!, /no credentials for user root/);
+      assert.equal(proxy.kernel.requestMigration(ids[0]!, 'manual', addr(db1)), false, 'later requests refused');
+      assert.equal(proxy.kernel.backends.get(addr(db0))!.connections, 6, 'nobody moved');
     } finally {
       await closeAll();
       await proxy.stop();

@@ -213,6 +213,21 @@ describe('health', () => {
     }
   });
 
+  it('a backend on the drain list at start-up gets no session, not even before the first check', async () => {
+    const proxy = await startProxy({
+      backends: [addr(db0), addr(db1)],
+      // A long interval: only the start-up drain list, applied as discovery adds the backend, can keep db1 out.
+      config: { plugins: [{ name: 'health', config: { ...HEALTH, interval: 60, drain: [addr(db1)] } }] },
+    });
+    try {
+      assert.equal(proxy.kernel.backends.get(addr(db1))!.draining, true);
+      for (let i = 0; i < 6; i++) assert.equal(await portOf(await connect(proxy)), db0.port, 'no new session on the drained backend');
+    } finally {
+      await closeAll();
+      await proxy.stop();
+    }
+  });
+
   it('with the migration plugins, drained sessions really move away, and come back half when undrained', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tiproxy-health-'));
     const stage2 = createHash('sha1').update(createHash('sha1').update(NATIVE_PASSWORD).digest()).digest('hex').toUpperCase();

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { definePlugin, protocol, type TiproxyPlugin } from '../../../src/plugin.js';
+import { definePlugin, type TiproxyPlugin } from '../../../src/plugin.js';
 import { ClientPool, waitFor } from '../../harness/clients.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import {
@@ -31,35 +31,22 @@ const pinNewSessions = definePlugin({
   },
 }) as TiproxyPlugin<never>;
 
-/**
- * KNOWN KERNEL GAP (reported): until the proxy has dialled a backend it greets clients with every
- * capability it supports, including CLIENT_SESSION_TRACK, which TiDB (and the emulator) does not
- * offer; the first session then fails with "backend … lacks capabilities the client negotiated
- * (0x800000)". This tap greets the way the kernel does once it has seen a TiDB greeting.
- */
-const greetLikeTidb = definePlugin({
-  name: 'greet-like-tidb',
-  version: '1.0.0',
-  apply({ hooks }) {
-    hooks.greeting.tap('greet-like-tidb', (options) => ({ ...options, capabilities: options.capabilities & ~protocol.CLIENT_SESSION_TRACK }));
-  },
-}) as TiproxyPlugin<never>;
-
 const clients = new ClientPool();
 
 function staticBackends(list: TidbEmulator[]): Record<string, unknown> {
   return { name: 'discovery-static', config: { backends: list.map((e) => ({ addr: e.addr, 'status-port': e.statusPort })) } };
 }
 
+// Each test's first session is the proxy's first client: it only works because the kernel reads a
+// backend's greeting before greeting it (TiDB offers no CLIENT_SESSION_TRACK).
 async function startTidbProxy(list: TidbEmulator[], extra: Array<Record<string, unknown>> = [], tidbConfig: Record<string, unknown> = {}): Promise<TestProxy> {
   return startProxy({
-    plugins: [pinNewSessions, greetLikeTidb],
+    plugins: [pinNewSessions],
     config: {
       plugins: [
         staticBackends(list),
         { name: 'migrate-tidb-token', config: { 'signing-cert-check': { interval: 0.2, timeout: 1 }, ...tidbConfig } },
         { name: 'pin-new-sessions' },
-        { name: 'greet-like-tidb' },
         ...extra,
       ],
     },

@@ -1,0 +1,206 @@
+// Real components: a 3-node MariaDB 10.11 Galera cluster (test/harness/galera.ts), etcd 3.4, three
+// `tiproxyctl register` child processes (one per node), the proxy in-process with etcd discovery
+// (proxy.pd-addrs), credentials-native (a users file with sbtest's hash), migrate-replay and health,
+// and sysbench 1.0.20 oltp_read_write with 16 threads for 60 s through the proxy.
+//
+// The acceptance test of a rolling restart (issue 5, test 6a): while sysbench runs, each node in turn
+// goes through the operator's procedure (docs/operations.md, "Rolling restart of a Galera cluster"):
+// deregister (stop its registrar) → wait until it has no sessions → stop mariadbd → start it (rejoins
+// by IST) → register again. The clients must notice nothing: sysbench exits 0 with zero reconnects, no
+// session is closed by the proxy or a backend, and the database's own retried errors (Galera
+// certification conflicts, reported by sysbench as "ignored errors", 1213) stay at the rate of the same
+// run without restarts.
+import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
+import { startGaleraCluster, type GaleraCluster, type GaleraNode } from '../../harness/galera.js';
+import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER } from '../../harness/mariadb.js';
+import { tmpRoot } from '../../harness/paths.js';
+import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
+import { startRegistrar, type RegistrarProcess } from '../../harness/registrar.js';
+import { sysbench, type SysbenchResult } from '../../harness/sysbench.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` until it holds; throws after `timeoutMs` (with `what` in the message). */
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<number> {
+  const started = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+  return Date.now() - started;
+}
+
+// 16 threads for 60 s, as the issue asks. 4 × 10k rows keep Galera's certification conflicts (two nodes
+// writing the same row at once) rare while preparing in a few seconds.
+const THREADS = 16;
+const RUN_SECONDS = 60;
+const BASELINE_SECONDS = 15;
+const TABLES = 4;
+const TABLE_SIZE = 10_000;
+// The default evacuation pace is 5 s per backend; 2 s lets three full rounds (drain, restart, rejoin,
+// rebalance) fit in sysbench's 60 s on this 2-core machine.
+const EVACUATE_SECONDS = 2;
+
+describe('rolling restart of a Galera cluster behind the proxy', () => {
+  let cluster: GaleraCluster;
+  let etcd: EtcdInstance;
+  let proxy: TestProxy;
+  const usersFile = join(tmpRoot, `galera-users-${process.pid}`);
+  const registrars = new Map<number, RegistrarProcess>();
+
+  const register = async (node: GaleraNode): Promise<void> => {
+    const r = startRegistrar(['--pd-addrs', etcd.endpoint, '--addr', node.addr, '--labels', `galera=node${node.index}`]);
+    registrars.set(node.index, r);
+    await r.registered();
+  };
+
+  const deregister = async (node: GaleraNode): Promise<void> => {
+    const r = registrars.get(node.index);
+    registrars.delete(node.index);
+    const code = await r?.stop('SIGTERM');
+    assert.equal(code, 0, `registrar of node ${node.index} exits 0 on SIGTERM: ${r?.output()}`);
+  };
+
+  /** Sessions the proxy has on a backend right now. */
+  const sessionsOn = (addr: string): number => {
+    let n = 0;
+    for (const s of proxy.kernel.sessions.values()) if (s.backend?.addr === addr) n++;
+    return n;
+  };
+
+  /** Application connections a node itself reports (what an operator checks before stopping it). */
+  const appConnectionsOn = async (node: GaleraNode): Promise<number> => {
+    const rows = await node.query<Array<{ n: number }>>(
+      'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?', [SBTEST_USER]);
+    return Number(rows[0]!.n);
+  };
+
+  const migrations = (filter: (l: LogLine) => boolean): LogLine[] =>
+    proxy.logs.filter((l) => l.msg === 'session migrated' && filter(l));
+
+  const bench = (time: number) => sysbench('oltp_read_write', 'run', {
+    host: proxy.host, port: proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE,
+    tables: TABLES, tableSize: TABLE_SIZE, threads: THREADS, time,
+  });
+
+  before(async () => {
+    [cluster, etcd] = await Promise.all([
+      // metadata_lock_info lets migrate-replay tell sessions holding GET_LOCK locks (none here) apart.
+      startGaleraCluster({ name: 'rolling', config: { plugin_load_add: 'metadata_lock_info' } }),
+      startEtcd({ name: 'rolling' }),
+    ]);
+    const [node1] = cluster.nodes as [GaleraNode];
+    // Tables are created on one node directly; Galera replicates them to the others.
+    await sysbench('oltp_read_write', 'prepare', {
+      host: node1.host, port: node1.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE,
+      tables: TABLES, tableSize: TABLE_SIZE, threads: TABLES, time: 0,
+    });
+    // The proxy checks sbtest's logins against the stored hash and can then log in as sbtest on any node.
+    const rows = await node1.query<Array<{ Password: string }>>('SELECT Password FROM mysql.user WHERE User = ?', [SBTEST_USER]);
+    await writeFile(usersFile, `${SBTEST_USER}:${rows[0]!.Password}\n`, { mode: 0o600 });
+
+    await Promise.all(cluster.nodes.map(register));
+    proxy = await startProxy({
+      config: {
+        proxy: { 'pd-addrs': etcd.endpoint },
+        plugins: [
+          { name: 'credentials-native', config: { 'users-file': usersFile } },
+          { name: 'migrate-replay' },
+          { name: 'health', config: { interval: 1, timeout: 1, retries: 2 } },
+          { name: 'balance', config: { rebalance: { 'evacuate-seconds': EVACUATE_SECONDS } } },
+        ],
+      },
+      logLevel: 'info',
+    });
+    await until('all three nodes discovered', () => cluster.nodes.every((n) => proxy.kernel.backends.get(n.addr)?.healthy), 10_000);
+  });
+
+  after(async () => {
+    // For post-mortems: the proxy's whole log as JSON lines.
+    if (process.env.TIPROXY_KEEP_DATADIR && proxy) {
+      await writeFile(join(tmpRoot, `galera-rolling-proxy-${process.pid}.log`), proxy.logs.map((l) => JSON.stringify(l)).join('\n'));
+    }
+    await proxy?.stop();
+    for (const r of registrars.values()) await r.stop('SIGKILL');
+    await etcd?.destroy();
+    await cluster?.destroy();
+    await rm(usersFile, { force: true });
+  });
+
+  it('moves every session off each node before it restarts and back after it rejoins; sysbench sees no error', async (t) => {
+    const baseline = await bench(BASELINE_SECONDS);
+    t.diagnostic(`baseline ${BASELINE_SECONDS} s: ${baseline.transactions} transactions, ${baseline.errors} ignored errors, ${baseline.reconnects} reconnects, ${baseline.tps} tps`);
+    const logsBefore = proxy.logs.length;
+
+    const started = Date.now();
+    let result: SysbenchResult | undefined;
+    let failure: unknown;
+    const running = bench(RUN_SECONDS).then((r) => { result = r; }, (err: unknown) => { failure = err; });
+    const stillRunning = () => result === undefined && failure === undefined;
+    const at = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+
+    try {
+      await until('sysbench sessions on every node', () => cluster.nodes.every((n) => sessionsOn(n.addr) > 0), 15_000);
+      for (const node of cluster.nodes) {
+        assert.ok(stillRunning(), `sysbench still running when node ${node.index} is restarted (${at()})`);
+        const had = sessionsOn(node.addr);
+        assert.ok(had > 0, `node ${node.index} has sessions before its drain`);
+        const movedAwayBefore = migrations((l) => l['from'] === node.addr).length;
+
+        // 1. Drain: deregister. Every proxy watching etcd stops routing to it and moves its sessions away.
+        await deregister(node);
+        const drainMs = await until(`node ${node.index} to have no sessions`, () => sessionsOn(node.addr) === 0, 20_000, 50);
+        // What the operator checks on the node itself: no application connection is left.
+        await until(`node ${node.index} to report no sbtest connections`, async () => (await appConnectionsOn(node)) === 0, 5_000);
+        // Sessions moved, none ended: sysbench's 16 connections are all still there.
+        assert.equal(proxy.kernel.sessions.size, THREADS, 'no session ended during the drain');
+        const movedAway = migrations((l) => l['from'] === node.addr).length - movedAwayBefore;
+        assert.ok(movedAway >= had, `node ${node.index}: ${had} sessions there, ${movedAway} migrated away`);
+
+        // 2. Restart. The other two nodes keep quorum and serve every session meanwhile.
+        const restartAt = Date.now();
+        await node.stop();
+        await node.start();
+        const restartMs = Date.now() - restartAt;
+
+        // 3. Register again: the balancer evens the connection counts out, moving sessions back.
+        const movedBackBefore = migrations((l) => l['to'] === node.addr).length;
+        await register(node);
+        const backMs = await until(`node ${node.index} to get sessions back`, () => sessionsOn(node.addr) > 0, 10_000, 50);
+        const movedBack = migrations((l) => l['to'] === node.addr).length - movedBackBefore;
+        assert.ok(movedBack > 0, `node ${node.index} got sessions back by migration`);
+        assert.equal(proxy.kernel.sessions.size, THREADS, 'no session ended during the restart');
+        t.diagnostic(`node ${node.index} at ${at()}: ${had} session(s) drained in ${drainMs} ms, restarted in ${restartMs} ms, `
+          + `its first session back ${backMs} ms after registering`);
+      }
+      assert.ok(stillRunning(), `all three nodes were restarted while sysbench ran (${at()})`);
+    } finally {
+      await running;
+    }
+
+    assert.equal(failure, undefined, `sysbench exits 0: ${String(failure)}`);
+    const r = result!;
+    t.diagnostic(`with restarts ${RUN_SECONDS} s: ${r.transactions} transactions, ${r.errors} ignored errors, ${r.reconnects} reconnects, ${r.tps} tps`);
+    assert.equal(r.reconnects, 0, r.raw);
+    // Ignored errors are Galera certification conflicts (1213) that sysbench retries: the database's, not
+    // the proxy's. Restarts must not add any: at most the baseline's rate per transaction, with slack for
+    // a few more (conflicts are rare and bursty: a handful either way is noise).
+    const baselineRate = baseline.errors / Math.max(1, baseline.transactions);
+    const allowed = Math.ceil(baselineRate * r.transactions * 1.5) + 10;
+    assert.ok(r.errors <= allowed, `${r.errors} ignored errors with restarts; the baseline rate allows ${allowed}\n${r.raw}`);
+
+    // No session was closed under a client: only sysbench's own disconnects at the end (side client).
+    const closedByProxyOrBackend = proxy.logs.slice(logsBefore).filter((l) => l.msg === 'session closed' && l['side'] !== 'client');
+    assert.deepEqual(closedByProxyOrBackend, []);
+    const results = Object.fromEntries(proxy.kernel.migrationResults);
+    t.diagnostic(`migration results: ${JSON.stringify(results)}`);
+    assert.ok((results['removed/succeeded'] ?? 0) >= 3, 'sessions left each deregistered node by migration');
+    assert.ok((results['rebalance/succeeded'] ?? 0) >= 3, 'sessions came back to each rejoined node');
+    const failed = Object.entries(results).filter(([k]) => k.endsWith('/failed'));
+    assert.deepEqual(failed, [], 'no migration failed');
+  });
+});
