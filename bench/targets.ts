@@ -1,41 +1,102 @@
 // The things a benchmark run compares, started side by side on 127.0.0.1: the MariaDB itself
-// (direct), HAProxy in `mode tcp`, and tiproxy (the real CLI), each with the PID whose CPU we read.
-import { writeFileSync } from 'node:fs';
+// (direct), HAProxy in `mode tcp`, tiproxy (the real CLI, optionally with client TLS) and, for the
+// memory floor, a bare Node `socket.pipe` proxy — each with the PID whose CPU and RSS we read.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Certificates } from '../test/harness/certs.js';
 import type { MariaDBInstance } from '../test/harness/mariadb.js';
 import { tmpRoot } from '../test/harness/paths.js';
 import { freePort } from '../test/harness/ports.js';
 import { spawnTracked, stopProcess } from '../test/harness/processes.js';
 import { startProxyProcess } from '../test/harness/proxy.js';
 
+export type TargetName = 'direct' | 'haproxy' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';
+
 export interface Target {
-  name: 'direct' | 'haproxy' | 'tiproxy';
+  name: TargetName;
   port: number;
-  /** Process whose CPU time is charged to this target (none for direct). */
+  /** Process whose CPU and RSS are charged to this target (none for direct). */
   pid?: number;
+  /** Clients must use TLS to this target. */
+  tls?: boolean;
   stop(): Promise<void>;
+}
+
+/**
+ * 10,000 idle sessions hold 20,000 sockets in a proxy. With CAP_SYS_RESOURCE, prlimit lifts a running
+ * process's limits past that; without it (containers, including this project's machines: hard limit
+ * 20,000) nothing changes and bench/run.ts sizes the memory suite to what fits. True when raised.
+ */
+export function raiseFdLimit(pid: number, n = 65_536): boolean {
+  try {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${n}:${n}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** This process's file-descriptor limit (children inherit it unless raiseFdLimit succeeds). */
+export function fdLimit(): number {
+  const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m ? Number(m[1]) : Infinity;
 }
 
 export function direct(db: MariaDBInstance): Target {
   return { name: 'direct', port: db.port, stop: async () => {} };
 }
 
+/** Spawns a long-running proxy child and gives it a moment to bind (neither prints a ready line). */
+async function spawnProxy(name: TargetName, port: number, cmd: string, args: string[]): Promise<Target> {
+  const child = spawnTracked(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  await new Promise((r) => setTimeout(r, 500));
+  if (child.exitCode !== null) throw new Error(`${name} did not start`);
+  raiseFdLimit(child.pid!);
+  return { name, port, pid: child.pid!, stop: () => stopProcess(child) };
+}
+
 export async function haproxy(db: MariaDBInstance): Promise<Target> {
   const port = await freePort();
   const cfg = join(tmpRoot, `haproxy-${port}.cfg`);
+  // One thread, like tiproxy's one event loop. No global maxconn: HAProxy then derives it from the fd
+  // limit (refusing to start when a set one does not fit); the frontend's own default would be lower.
   writeFileSync(cfg, [
-    'global', '  maxconn 8000', '  nbthread 1',
-    'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 1h', '  timeout server 1h',
+    'global', '  nbthread 1',
+    'defaults', '  mode tcp', '  maxconn 100000', '  timeout connect 5s', '  timeout client 1h', '  timeout server 1h',
     `frontend sql`, `  bind 127.0.0.1:${port}`, '  default_backend db',
     'backend db', `  server db1 127.0.0.1:${db.port}`, '',
   ].join('\n'));
-  const child = spawnTracked('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await new Promise((r) => setTimeout(r, 500));
-  if (child.exitCode !== null) throw new Error('haproxy did not start');
-  return { name: 'haproxy', port, pid: child.pid!, stop: () => stopProcess(child) };
+  return spawnProxy('haproxy', port, 'haproxy', ['-db', '-f', cfg]);
 }
 
-export async function tiproxy(db: MariaDBInstance, extraArgs: string[] = []): Promise<Target> {
-  const p = await startProxyProcess(['--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...extraArgs]);
-  return { name: 'tiproxy', port: p.port, pid: p.child.pid!, stop: () => p.stop() };
+/**
+ * A bare Node TCP relay: two sockets piped per client, nothing else. Its per-connection RSS is the
+ * floor any Node proxy pays, so tiproxy's number minus this one is what sessions themselves cost.
+ */
+export async function nodePipe(db: MariaDBInstance): Promise<Target> {
+  const port = await freePort();
+  const script = `const net = require('node:net');
+net.createServer((c) => { const b = net.connect(${db.port}, '127.0.0.1'); c.pipe(b).pipe(c);
+  c.on('error', () => b.destroy()); b.on('error', () => c.destroy()); }).listen(${port}, '127.0.0.1');`;
+  return spawnProxy('node-pipe', port, process.execPath, ['-e', script]);
+}
+
+export interface TiproxyOptions {
+  /** Extra CLI arguments, e.g. ['--plugin-dir', 'bench/plugins']. */
+  args?: string[];
+  /** Offer TLS to clients with this server certificate (client → proxy; the backend leg stays plain). */
+  tls?: Certificates;
+}
+
+export async function tiproxy(db: MariaDBInstance, opts: TiproxyOptions = {}): Promise<Target> {
+  const args = ['--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(opts.args ?? [])];
+  if (opts.tls) {
+    const cfg = join(tmpRoot, `tiproxy-bench-tls-${process.pid}.yaml`);
+    writeFileSync(cfg, `security:\n  server-tls:\n    cert: ${JSON.stringify(opts.tls.serverCert)}\n    key: ${JSON.stringify(opts.tls.serverKey)}\n`);
+    args.push('--config', cfg);
+  }
+  const p = await startProxyProcess(args);
+  raiseFdLimit(p.child.pid!);
+  return { name: opts.tls ? 'tiproxy-tls' : 'tiproxy', port: p.port, pid: p.child.pid!, tls: Boolean(opts.tls), stop: () => p.stop() };
 }
