@@ -1,6 +1,7 @@
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { FrozenConfig } from '../kernel/config/proxy-config.js';
 
 /**
  * Calls `onChange` (debounced 300 ms) when the config file is saved. Editors replace files (rename),
@@ -18,5 +19,15 @@ export function watchConfigFile(path: string, logger: Logger, onChange: () => vo
     });
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
+  }
+}
+
+/** The edited config, or null after logging why it is rejected (the running config stays). */
+export function configForReload(read: () => FrozenConfig, logger: Logger, why: string): FrozenConfig | null {
+  try {
+    return read();
+  } catch (err) {
+    logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`);
+    return null;
   }
 }

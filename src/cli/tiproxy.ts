@@ -8,7 +8,7 @@ import { createLogger } from '../kernel/logger.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
-import { watchConfigFile } from './config-watch.js';
+import { configForReload, watchConfigFile } from './config-watch.js';
 import { runPrimary } from './workers/primary.js';
 import { failWorker, runWorker, workerSlotFromEnv } from './workers/worker.js';
 
@@ -81,13 +81,8 @@ async function main(): Promise<void> {
 /** Re-reads the config and applies it; a bad one is logged and the running config stays. */
 function reloader(kernel: Kernel, args: ParsedArguments, logger: Logger): (why: string) => void {
   return (why) => {
-    let next: FrozenConfig;
-    try {
-      next = resolveConfig(args);
-    } catch (err) {
-      logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`);
-      return;
-    }
+    const next = configForReload(() => resolveConfig(args), logger, why);
+    if (!next) return;
     kernel.reload(next).then(
       () => {
         logger.level = next.log.level;

@@ -9,13 +9,13 @@
 // when the donors' gcache no longer covers the gap). When the harness runs as root the nodes run as
 // the `mysql` user: the rsync SST scripts refuse to run as root. Processes are stopped by PID only.
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { InstanceDirs } from './instance-dirs.js';
-import { BASE_CONFIG, ensureTemplate, ROOT_PASSWORD, ROOT_USER, TEMPLATE_DATADIR } from './mariadb.js';
+import { BASE_CONFIG, ensureTemplate, errorLogTail, mariadbdSection, ROOT_PASSWORD, ROOT_USER, TEMPLATE_DATADIR } from './mariadb.js';
 import { freePort } from './ports.js';
 import { spawnTracked, stopProcess } from './processes.js';
 
@@ -122,16 +122,7 @@ function nodeConfig(plan: NodePlan, all: NodePlan[], clusterName: string, extra:
     wsrep_slave_threads: 2,
     ...extra,
   };
-  const lines = Object.entries(settings).map(([k, v]) => (v === '' ? k : `${k}=${v}`));
-  return `[mariadbd]\n${lines.join('\n')}\n`;
-}
-
-function errorLogTail(plan: NodePlan, lines = 30): string {
-  try {
-    return readFileSync(plan.errorLog, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no error log)';
-  }
+  return mariadbdSection(settings);
 }
 
 async function wsrepStatusOf(port: number): Promise<Record<string, string>> {
@@ -224,14 +215,14 @@ function makeNode(plan: NodePlan, account: { uid: number; gid: number } | undefi
     proc.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (exited) throw new Error(`galera node ${plan.index} (port ${plan.port}) ${exited}\n${errorLogTail(plan)}\n${stderr}`.trimEnd());
+      if (exited) throw new Error(`galera node ${plan.index} (port ${plan.port}) ${exited}\n${errorLogTail(plan.errorLog, 30)}\n${stderr}`.trimEnd());
       if (await isSynced(plan.port)) {
         if (exited) continue;
         return;
       }
       if (Date.now() > deadline) {
         await stopProcess(proc, { signal: 'SIGKILL' });
-        throw new Error(`galera node ${plan.index} (port ${plan.port}) not Synced within ${timeoutMs} ms\n${errorLogTail(plan)}`);
+        throw new Error(`galera node ${plan.index} (port ${plan.port}) not Synced within ${timeoutMs} ms\n${errorLogTail(plan.errorLog, 30)}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }

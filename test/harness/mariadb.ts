@@ -114,14 +114,19 @@ function defaultsFileText(l: Layout, port: number, extra: Record<string, string 
     ...BASE_CONFIG,
     ...extra,
   };
-  // An empty string writes a bare flag (skip-log-bin).
+  return mariadbdSection(settings);
+}
+
+/** A `[mariadbd]` option-file section; an empty string writes a bare flag (skip-log-bin). */
+export function mariadbdSection(settings: Record<string, string | number>): string {
   const lines = Object.entries(settings).map(([k, v]) => (v === '' ? k : `${k}=${v}`));
   return `[mariadbd]\n${lines.join('\n')}\n`;
 }
 
-function errorLogTail(l: Layout, lines = 20): string {
+/** The end of a server's error log, for start-up failure messages. */
+export function errorLogTail(path: string, lines = 20): string {
   try {
-    return readFileSync(l.errorLog, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
     return '(no error log)';
   }
@@ -149,7 +154,7 @@ async function boot(l: Layout, port: number, ping: () => Promise<boolean>, timeo
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exited) {
-      throw new Error(`mariadbd on port ${port} ${exited}\n${errorLogTail(l)}\n${stderr}`.trimEnd());
+      throw new Error(`mariadbd on port ${port} ${exited}\n${errorLogTail(l.errorLog)}\n${stderr}`.trimEnd());
     }
     if (await ping()) {
       if (exited) continue; // something else answered on this port
@@ -157,7 +162,7 @@ async function boot(l: Layout, port: number, ping: () => Promise<boolean>, timeo
     }
     if (Date.now() > deadline) {
       await stopProcess(child, { signal: 'SIGKILL' });
-      throw new Error(`mariadbd on port ${port} did not answer ping within ${timeoutMs} ms\n${errorLogTail(l)}`);
+      throw new Error(`mariadbd on port ${port} did not answer ping within ${timeoutMs} ms\n${errorLogTail(l.errorLog)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { FrozenConfig } from '../../kernel/config/proxy-config.js';
 import { createLogger } from '../../kernel/logger.js';
 import type { ParsedArguments } from '../arguments.js';
-import { watchConfigFile } from '../config-watch.js';
+import { configForReload, watchConfigFile } from '../config-watch.js';
 import { ClusterCounts } from './cluster-counts.js';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 import { supportsReusePort } from './worker.js';
@@ -182,13 +182,8 @@ export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): voi
 
   /** Validated once here, so a bad edit is reported once; every worker then reads the file itself. */
   const reload = (why: string): void => {
-    let next: FrozenConfig;
-    try {
-      next = resolveConfig(args);
-    } catch (err) {
-      logger.error({ why }, `config reload rejected, keeping the running config: ${(err as Error).message}`);
-      return;
-    }
+    const next = configForReload(() => resolveConfig(args), logger, why);
+    if (!next) return;
     logger.level = next.log.level;
     if (next.proxy.workers !== n) logger.warn({ workers: n, configured: next.proxy.workers }, 'proxy.workers changed: it takes effect at the next start');
     for (const slot of alive()) send(slot, { type: 'reload', why });
