@@ -14,14 +14,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildConfig, freezeConfig } from '../src/kernel/config/config-loader.js';
-import type { ProxyConfig } from '../src/kernel/config/proxy-config.js';
 import { definePlugin, type TiproxyPlugin } from '../src/plugin.js';
 import {
   ROOT_PASSWORD, ROOT_USER, SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDBs, type MariaDBInstance,
 } from '../test/harness/mariadb.js';
 import { repoRoot } from '../test/harness/paths.js';
-import { startProxy, type TestProxy } from '../test/harness/proxy.js';
+import { configWithPlugin, startProxy, type TestProxy } from '../test/harness/proxy.js';
 import { RawClient } from '../test/harness/raw-client.js';
 import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';
 import { cpuSeconds } from './cpu.js';
@@ -114,13 +112,12 @@ try {
   await sleep((WARMUP_S + BEFORE_S) * 1000);
 
   // 3. The drain: one reload moves the drain list from B to A.
-  const next = structuredClone(p.kernel.config()) as ProxyConfig;
-  next.plugins.find((e) => e.name === 'health')!.config = { drain: [A] };
+  const next = configWithPlugin(p.kernel, 'health', { drain: [A] });
   // CPU used while draining: this process (the in-process proxy; the idle clients do nothing), A and B.
   const cpuPids = { proxy: process.pid, mariadbA: dbA.pid, mariadbB: dbB.pid };
   const cpuBefore = Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const drainAt = Date.now();
-  await p.kernel.reload(freezeConfig(buildConfig(next)));
+  await p.kernel.reload(next);
   let drainedAt = 0;
   while (Date.now() - drainAt < DRAIN_BUDGET_S * 1000) {
     if (sessionsOn(A) === 0) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { makeCertificates } from './certs.js';
 import { InstanceDirs } from './instance-dirs.js';
 import { freePort } from './ports.js';
-import { spawnTracked, stopProcess } from './processes.js';
+import { bootServer, stopProcess } from './processes.js';
 
 export interface EtcdOptions {
   /** Prefix of the instance directory and member name. */
@@ -99,24 +99,12 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdInstance> {
   const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
 
   const boot = async (timeoutMs = 15_000): Promise<void> => {
-    const proc = spawnTracked('etcd', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    child = proc;
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    let exited: string | undefined;
-    proc.once('exit', (code, signal) => { exited = `exited with ${signal ?? `code ${code}`}`; });
-    proc.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
-    if (proc.pid !== undefined) await writeFile(join(dir, 'etcd.pid'), String(proc.pid));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (exited) throw new Error(`etcd on port ${clientPort} ${exited}\n${logTail(dir)}\n${stderr}`.trimEnd());
-      if (await healthy(url, tls)) return;
-      if (Date.now() > deadline) {
-        await stopProcess(proc, { signal: 'SIGKILL' });
-        throw new Error(`etcd on port ${clientPort} was not healthy within ${timeoutMs} ms\n${logTail(dir)}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    child = await bootServer('etcd', args, {
+      what: `etcd on port ${clientPort}`, spawn: { cwd: dir }, ready: () => healthy(url, tls), readiness: 'become healthy',
+      logTail: () => logTail(dir), timeoutMs, pollMs: 50,
+      // The PID file protects the instance directory from being swept while etcd runs.
+      onSpawn: async (proc) => { if (proc.pid !== undefined) await writeFile(join(dir, 'etcd.pid'), String(proc.pid)); },
+    });
   };
 
   try {

@@ -17,7 +17,7 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { InstanceDirs } from './instance-dirs.js';
 import { BASE_CONFIG, ensureTemplate, errorLogTail, mariadbdSection, ROOT_PASSWORD, ROOT_USER, TEMPLATE_DATADIR } from './mariadb.js';
 import { freePort } from './ports.js';
-import { spawnTracked, stopProcess } from './processes.js';
+import { bootServer, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 
@@ -206,26 +206,10 @@ function makeNode(plan: NodePlan, account: { uid: number; gid: number } | undefi
     const args = [`--defaults-file=${plan.defaultsFile}`, ...(bootstrap ? ['--wsrep-new-cluster'] : [])];
     // uid/gid are set before setpriv execs, so its --pdeathsig (set afterwards) survives: a credential
     // change would clear it, which is why mariadbd's own --user is not used.
-    const proc = spawnTracked('mariadbd', args, { stdio: ['ignore', 'ignore', 'pipe'], ...(account ?? {}) });
-    child = proc;
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    let exited: string | undefined;
-    proc.once('exit', (code, signal) => { exited = `exited with ${signal ?? `code ${code}`}`; });
-    proc.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (exited) throw new Error(`galera node ${plan.index} (port ${plan.port}) ${exited}\n${errorLogTail(plan.errorLog, 30)}\n${stderr}`.trimEnd());
-      if (await isSynced(plan.port)) {
-        if (exited) continue;
-        return;
-      }
-      if (Date.now() > deadline) {
-        await stopProcess(proc, { signal: 'SIGKILL' });
-        throw new Error(`galera node ${plan.index} (port ${plan.port}) not Synced within ${timeoutMs} ms\n${errorLogTail(plan.errorLog, 30)}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    child = await bootServer('mariadbd', args, {
+      what: `galera node ${plan.index} (port ${plan.port})`, spawn: account ?? {}, ready: () => isSynced(plan.port),
+      readiness: 'become Synced', logTail: () => errorLogTail(plan.errorLog, 30), timeoutMs, pollMs: 200,
+    });
   };
 
   return {

@@ -13,7 +13,7 @@ import { makeCertificates } from './certs.js';
 import { InstanceDirs } from './instance-dirs.js';
 import { tmpRoot } from './paths.js';
 import { freePort } from './ports.js';
-import { spawnTracked, stopProcess } from './processes.js';
+import { bootServer, stopProcess } from './processes.js';
 
 const run = promisify(execFile);
 
@@ -143,29 +143,10 @@ async function pingOnce(port: number, tls: boolean): Promise<boolean> {
 }
 
 /** Boots mariadbd and resolves once it answers ping; rejects early (with the error log) if it exits. */
-async function boot(l: Layout, port: number, ping: () => Promise<boolean>, timeoutMs = 30_000): Promise<ChildProcess> {
-  const child = spawnTracked('mariadbd', [`--defaults-file=${l.defaultsFile}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  let exited: string | undefined;
-  child.once('exit', (code, signal) => { exited = `exited with ${signal ?? `code ${code}`}`; });
-  child.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
-
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (exited) {
-      throw new Error(`mariadbd on port ${port} ${exited}\n${errorLogTail(l.errorLog)}\n${stderr}`.trimEnd());
-    }
-    if (await ping()) {
-      if (exited) continue; // something else answered on this port
-      return child;
-    }
-    if (Date.now() > deadline) {
-      await stopProcess(child, { signal: 'SIGKILL' });
-      throw new Error(`mariadbd on port ${port} did not answer ping within ${timeoutMs} ms\n${errorLogTail(l.errorLog)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function boot(l: Layout, port: number, ping: () => Promise<boolean>, timeoutMs = 30_000): Promise<ChildProcess> {
+  return bootServer('mariadbd', [`--defaults-file=${l.defaultsFile}`], {
+    what: `mariadbd on port ${port}`, ready: ping, readiness: 'answer ping', logTail: () => errorLogTail(l.errorLog), timeoutMs, pollMs: 100,
+  });
 }
 
 // ---------- template ----------

@@ -51,6 +51,47 @@ export function stopProcess(
   });
 }
 
+export interface BootOptions {
+  /** Names the server in errors, e.g. "mariadbd on port 3306". */
+  what: string;
+  spawn?: SpawnOptions;
+  /** True once the server is ready (answers ping, is healthy, is Synced). */
+  ready: () => Promise<boolean>;
+  /** What ready means, for the timeout error: "answer ping", "become Synced". */
+  readiness: string;
+  /** The end of the server's own log, for errors. */
+  logTail: () => string;
+  timeoutMs: number;
+  pollMs: number;
+  /** Runs right after the spawn, before waiting (e.g. write a PID file that protects the instance directory). */
+  onSpawn?: (child: ChildProcess) => Promise<void>;
+}
+
+/**
+ * Spawns a server (tracked, stderr kept) and resolves once it is ready; rejects at once, with its log
+ * and stderr, if it exits first, and SIGKILLs it if it is not ready in time.
+ */
+export async function bootServer(cmd: string, args: readonly string[], opts: BootOptions): Promise<ChildProcess> {
+  const child = spawnTracked(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts.spawn });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => { exited = `exited with ${signal ?? `code ${code}`}`; });
+  child.once('error', (err) => { exited = `failed to spawn: ${err.message}`; });
+  await opts.onSpawn?.(child);
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`${opts.what} ${exited}\n${opts.logTail()}\n${stderr}`.trimEnd());
+    // Ready but exited meanwhile: something else answered on that port.
+    if (await opts.ready() && !exited) return child;
+    if (Date.now() > deadline) {
+      await stopProcess(child, { signal: 'SIGKILL' });
+      throw new Error(`${opts.what} did not ${opts.readiness} within ${opts.timeoutMs} ms\n${opts.logTail()}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs));
+  }
+}
+
 // 'exit' handlers must be synchronous: SIGKILL every child still registered, by its PID.
 process.on('exit', () => {
   for (const child of tracked) {

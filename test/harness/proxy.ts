@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { applyOverrides, buildConfig, freezeConfig } from '../../src/kernel/config/config-loader.js';
-import type { ProxyConfig } from '../../src/kernel/config/proxy-config.js';
+import type { FrozenConfig, ProxyConfig } from '../../src/kernel/config/proxy-config.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import type { TiproxyPlugin } from '../../src/plugin.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../../src/plugins/builtin-plugins.js';
@@ -51,6 +51,20 @@ function merge(target: Record<string, unknown>, patch: Record<string, unknown>):
     } else target[k] = v;
   }
   return target;
+}
+
+/** The running config with plugin `name`'s config replaced (the plugin added when absent), validated. */
+export function configWithPlugin(kernel: Kernel, name: string, config: Record<string, unknown>): FrozenConfig {
+  const next = structuredClone(kernel.config()) as ProxyConfig;
+  const entry = next.plugins.find((p) => p.name === name);
+  if (entry) entry.config = config;
+  else next.plugins.push({ name, enabled: true, required: false, config });
+  return freezeConfig(buildConfig(next));
+}
+
+/** Applies `config` to plugin `name` through a generation rebuild, like a SIGHUP after editing the file. */
+export function reloadPlugin(proxy: TestProxy, name: string, config: Record<string, unknown>): Promise<void> {
+  return proxy.kernel.reload(configWithPlugin(proxy.kernel, name, config));
 }
 
 /** In-process proxy on a free 127.0.0.1 port. */

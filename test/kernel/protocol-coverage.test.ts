@@ -23,6 +23,7 @@ import type { Session } from '../../src/kernel/session/session.js';
 import {
   NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, startMariaDB, type MariaDBInstance,
 } from '../harness/mariadb.js';
+import { waitFor } from '../harness/clients.js';
 import { runMariadbCli } from '../harness/mariadb-cli.js';
 import { tmpRoot } from '../harness/paths.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
@@ -38,14 +39,6 @@ const u32 = (v: number) => {
   b.writeUInt32LE(v);
   return b;
 };
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Result items in a compact comparable form. */
 function summarize(items: ResultItem[]): unknown[] {

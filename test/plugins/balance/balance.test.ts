@@ -4,10 +4,8 @@
 // idle backend (rate-limited, oldest first, one way).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
-import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
 import { ROOT_PASSWORD, ROOT_USER, startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
-import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
+import { reloadPlugin, startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 interface MysqlError extends Error {
@@ -18,14 +16,6 @@ interface MysqlError extends Error {
 const { connect, end, closeAll } = new ClientPool();
 
 
-
-async function reloadPlugin(proxy: TestProxy, name: string, config: Record<string, unknown>): Promise<void> {
-  const next = structuredClone(proxy.kernel.config()) as ProxyConfig;
-  const entry = next.plugins.find((p) => p.name === name);
-  if (entry) entry.config = config;
-  else next.plugins.push({ name, enabled: true, required: false, config });
-  await proxy.kernel.reload(freezeConfig(buildConfig(next)));
-}
 
 const addr = (db: MariaDBInstance) => `127.0.0.1:${db.port}`;
 const requested = (proxy: TestProxy, reason?: string): LogLine[] =>

@@ -12,10 +12,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
-import type { ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
 import { startMariaDBs, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
-import { startProxy, type TestProxy } from '../../harness/proxy.js';
+import { reloadPlugin, startProxy, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 const INTERVAL = 0.3;
@@ -29,15 +27,6 @@ const connect = (proxy: TestProxy, user = ROOT_USER, password = ROOT_PASSWORD) =
 const { end, closeAll } = clients;
 
 
-
-/** Applies `config` to plugin `name` through a generation rebuild, like a SIGHUP after editing the file. */
-async function reloadPlugin(proxy: TestProxy, name: string, config: Record<string, unknown>): Promise<void> {
-  const next = structuredClone(proxy.kernel.config()) as ProxyConfig;
-  const entry = next.plugins.find((p) => p.name === name);
-  if (entry) entry.config = config;
-  else next.plugins.push({ name, enabled: true, required: false, config });
-  await proxy.kernel.reload(freezeConfig(buildConfig(next)));
-}
 
 const addr = (db: MariaDBInstance) => `127.0.0.1:${db.port}`;
 
