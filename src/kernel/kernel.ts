@@ -384,8 +384,11 @@ export class Kernel implements SessionHost {
   }
 
   private async probeGreeting(): Promise<void> {
-    const timeoutMs = Math.min(this.cfg.proxy['backend-connect-timeout'] * 1000, GREETING_PROBE_TIMEOUT_MS);
+    // One budget for all attempts: a client waits for this at most once, however many backends are down.
+    const deadline = Date.now() + GREETING_PROBE_TIMEOUT_MS;
     for (const backend of this.backends.list().filter((b) => b.healthy && !b.draining).slice(0, 3)) {
+      const timeoutMs = Math.min(this.cfg.proxy['backend-connect-timeout'] * 1000, deadline - Date.now());
+      if (timeoutMs <= 0) return;
       try {
         const conn = await BackendConnection.dial({
           backend, options: { tls: 'off', proxyProtocol: false, connectTimeoutMs: timeoutMs }, tls: {}, capabilities: 0, charset: DEFAULT_CHARSET_ID,

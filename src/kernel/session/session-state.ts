@@ -79,9 +79,11 @@ export class SessionState {
     this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns, paramTypes: null, typesSent: false });
   }
 
-  /** The client sent parameter types for `statement` (new_params_bound_flag = 1): keep them (copied only when they change). */
-  paramTypesSent(statement: PreparedStatement, types: Buffer): void {
-    if (statement.paramTypes === null || !statement.paramTypes.equals(types)) statement.paramTypes = Buffer.from(types);
+  /** The client sent parameter types for `statement` (new_params_bound_flag = 1) in buf[start, end): keep them (copied only when they change). */
+  paramTypesSent(statement: PreparedStatement, buf: Buffer, start: number, end: number): void {
+    // Compared in place: clients such as mysql2 send the types with every execute.
+    const known = statement.paramTypes;
+    if (known === null || known.compare(buf, start, end) !== 0) statement.paramTypes = Buffer.from(buf.subarray(start, end));
     statement.typesSent = true;
   }
 

@@ -652,7 +652,7 @@ export class Session implements ResponseListener, SessionInfo {
     if (buf[off + flagAt] === 1) {
       const end = flagAt + 1 + 2 * statement.params;
       if (end > avail) return true;
-      this.state.paramTypesSent(statement, buf.subarray(off + flagAt + 1, off + end));
+      this.state.paramTypesSent(statement, buf, off + flagAt + 1, off + end);
       return false;
     }
     return !statement.typesSent && statement.paramTypes !== null;
@@ -667,7 +667,7 @@ export class Session implements ResponseListener, SessionInfo {
     if (flagAt >= payload.length) return null;
     if (payload[flagAt] === 1) {
       const end = flagAt + 1 + 2 * statement.params;
-      if (end <= payload.length) this.state.paramTypesSent(statement, payload.subarray(flagAt + 1, end));
+      if (end <= payload.length) this.state.paramTypesSent(statement, payload, flagAt + 1, end);
       return null;
     }
     const types = statement.paramTypes;
