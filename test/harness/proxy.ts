@@ -110,7 +110,11 @@ export async function startProxyProcess(args: string[], opts: { port?: number; e
     // Wait for the port to accept connections (works at any log level).
     while (!(await accepts(port))) {
       if (child.exitCode !== null) throw new Error(`tiproxy exited (${child.exitCode}): ${out}`);
-      if (Date.now() > deadline) throw new Error(`tiproxy did not start listening: ${out}`);
+      if (Date.now() > deadline) {
+        // Not left running behind the failed start (it may still come up later and hold the port).
+        await stopProcess(child, { signal: 'SIGKILL' });
+        throw new Error(`tiproxy did not start listening: ${out}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
