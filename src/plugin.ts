@@ -4,7 +4,7 @@
  */
 export { definePlugin } from './kernel/plugins/plugin-definition.js';
 export type {
-  BackendDirectory, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, SessionDirectory, TiproxyPlugin,
+  BackendDirectory, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, ServiceRegistry, SessionDirectory, TiproxyPlugin,
 } from './kernel/plugins/plugin-definition.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
@@ -28,3 +28,13 @@ export function errorReply(message: string, code = ER_PROXY_PLUGIN_REFUSED, sqlS
 export function okReply(info = '', affectedRows = 0): CommandReply {
   return { ok: { info, affectedRows } };
 }
+
+/**
+ * Services plugins offer each other, by name (fastify's decorators, typed). A plugin that provides one
+ * declares its type by augmenting this interface:
+ *   declare module 'tiproxy/plugin' { interface TiproxyServices { myService: MyService } }
+ * Services live as long as the generation that provided them; look them up when needed, not in apply()
+ * (the provider may come later in the plugin list).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface TiproxyServices {}

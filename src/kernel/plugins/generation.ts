@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { ConfigError, configErrorFromAjv } from '../config/config-error.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import { createHookSet, type HookSet } from '../hooks/hook-set.js';
-import type { BackendDirectory, MigrationDirectory, PluginContext, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
+import type { BackendDirectory, MigrationDirectory, PluginContext, ServiceRegistry, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
 import { isolateHooks, type PluginErrorCounts } from './plugin-isolation.js';
 
 /** What the kernel lends each generation's plugins. */
@@ -34,6 +34,7 @@ export class Generation {
   users = 0;
   /** A newer generation took over; this one only serves sessions that have not adopted it yet. */
   superseded = false;
+  private readonly serviceMap = new Map<string, { provider: string; service: unknown }>();
 
   constructor(readonly id: number, readonly hooks: HookSet, readonly config: FrozenConfig) {}
 
@@ -41,6 +42,21 @@ export class Generation {
     // Count taps, not isUsed(): that is also true for the isolation interceptor every hook carries.
     for (let c = 0; c < 256; c++) this.commandTapped[c] = (this.hooks.onCommand.get(c)?.taps.length ?? 0) > 0 ? 1 : 0;
     this.resultTapped = this.hooks.onResult.taps.length > 0;
+  }
+
+  /** The service registry as one plugin sees it (providers are remembered for error messages). */
+  servicesFor(pluginName: string): ServiceRegistry {
+    const map = this.serviceMap;
+    return {
+      provide(name, service) {
+        const existing = map.get(name);
+        if (existing) throw new Error(`service "${name}" is already provided by plugin ${existing.provider}`);
+        map.set(name, { provider: pluginName, service });
+      },
+      get(name) {
+        return map.get(name)?.service as never;
+      },
+    };
   }
 
   addDisposer(fn: () => void | Promise<void>): void {
@@ -103,7 +119,7 @@ export async function buildGeneration(
     const logger = services.logger.child({ plugin: plugin.name });
     const ctx: PluginContext<never> = {
       hooks, config: pluginConfig as never, proxyConfig: config, backends: services.backendsFor(plugin.name),
-      sessions: services.sessions, migrations: services.migrations, openBackendSql: services.openBackendSql, logger, onDispose: (fn) => generation.addDisposer(fn),
+      sessions: services.sessions, migrations: services.migrations, services: generation.servicesFor(plugin.name), openBackendSql: services.openBackendSql, logger, onDispose: (fn) => generation.addDisposer(fn),
       superseded: () => generation.superseded,
     };
     const tapsBefore = snapshotTaps(hooks);

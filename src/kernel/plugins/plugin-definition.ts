@@ -3,6 +3,8 @@ import type { FrozenConfig } from '../config/proxy-config.js';
 import type { BackendAnnouncement } from '../backend/backend-registry.js';
 import type { HookSet } from '../hooks/hook-set.js';
 import type { BackendCredentials, BackendInfo, BackendSql, SessionInfo } from '../hooks/hook-types.js';
+// Declared in the public entry point so plugins can augment it there (TypeScript augments only the declaring module).
+import type { TiproxyServices } from '../../plugin.js';
 
 /** The backend list as plugins may use it. */
 export interface BackendDirectory {
@@ -44,6 +46,13 @@ export interface MigrationDirectory {
   cancel(sessionId: number): boolean;
 }
 
+/** Services plugins offer each other by name; see TiproxyServices in the public API. */
+export interface ServiceRegistry {
+  /** Offers a service under `name`; a second provider of the same name in one generation is an error. */
+  provide<K extends keyof TiproxyServices & string>(name: K, service: TiproxyServices[K]): void;
+  get<K extends keyof TiproxyServices & string>(name: K): TiproxyServices[K] | undefined;
+}
+
 /** Everything a plugin's apply() receives. */
 export interface PluginContext<C> {
   readonly hooks: HookSet;
@@ -54,6 +63,8 @@ export interface PluginContext<C> {
   readonly backends: BackendDirectory;
   readonly sessions: SessionDirectory;
   readonly migrations: MigrationDirectory;
+  /** Services of this generation's plugins (the metrics registry, …). */
+  readonly services: ServiceRegistry;
   /**
    * A connection of the plugin's own to a backend (service accounts: reading password hashes, TiDB's
    * config). Close it when done.
