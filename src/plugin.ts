@@ -5,6 +5,7 @@
 export { definePlugin } from './kernel/plugins/plugin-definition.js';
 export type {
   BackendDirectory, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, ServiceRegistry, SessionDirectory, TiproxyPlugin,
+  TiproxyServices,
 } from './kernel/plugins/plugin-definition.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
@@ -12,8 +13,7 @@ export type * from './kernel/hooks/hook-types.js';
 export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';
 export type { FrozenConfig } from './kernel/config/proxy-config.js';
 export * as protocol from './kernel/protocol/constants.js';
-export { MigrationVetoError } from './kernel/session/migration.js';
-export { BackendError, ProxyError } from './kernel/errors.js';
+export { BackendError, MigrationVetoError, ProxyError } from './kernel/errors.js';
 export { globToRegExp } from './kernel/plugins/name-pattern.js';
 
 import type { CommandReply } from './kernel/hooks/hook-types.js';
@@ -29,12 +29,3 @@ export function okReply(info = '', affectedRows = 0): CommandReply {
   return { ok: { info, affectedRows } };
 }
 
-/**
- * Services plugins offer each other, by name (fastify's decorators, typed). A plugin that provides one
- * declares its type by augmenting this interface:
- *   declare module 'tiproxy/plugin' { interface TiproxyServices { myService: MyService } }
- * Services live as long as the generation that provided them; look them up when needed, not in apply()
- * (the provider may come later in the plugin list).
- */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface TiproxyServices {}

@@ -48,3 +48,15 @@ export interface CloseReason {
   reason: string;
   detail?: string;
 }
+
+/** Thrown by captureState/restoreState taps that find state they cannot move: the migration is vetoed. */
+export class MigrationVetoError extends Error {
+  /** false: the session cannot move until something changes (e.g. it has no credentials): drop the request. */
+  readonly retry: boolean;
+
+  constructor(reason: string, retry = true) {
+    super(reason);
+    this.retry = retry;
+    this.name = 'MigrationVetoError';
+  }
+}

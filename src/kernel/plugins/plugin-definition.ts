@@ -3,8 +3,6 @@ import type { FrozenConfig } from '../config/proxy-config.js';
 import type { BackendAnnouncement } from '../backend/backend-registry.js';
 import type { HookSet } from '../hooks/hook-set.js';
 import type { BackendCredentials, BackendInfo, BackendSql, SessionInfo } from '../hooks/hook-types.js';
-// Declared in the public entry point so plugins can augment it there (TypeScript augments only the declaring module).
-import type { TiproxyServices } from '../../plugin.js';
 
 /** The backend list as plugins may use it. */
 export interface BackendDirectory {
@@ -46,7 +44,16 @@ export interface MigrationDirectory {
   cancel(sessionId: number): boolean;
 }
 
-/** Services plugins offer each other by name; see TiproxyServices in the public API. */
+/**
+ * Services plugins offer each other, by name (fastify's decorators, typed). A plugin that provides one
+ * declares its type by augmenting this interface:
+ *   declare module 'tiproxy/plugin' { interface TiproxyServices { myService: MyService } }
+ * Services live as long as the generation that provided them; look them up when needed, not in apply()
+ * (the provider may come later in the plugin list).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface TiproxyServices {}
+
 export interface ServiceRegistry {
   /** Offers a service under `name`; a second provider of the same name in one generation is an error. */
   provide<K extends keyof TiproxyServices & string>(name: K, service: TiproxyServices[K]): void;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ER_PROXY_PLUGIN_FAILED } from '../protocol/constants.js';
 import { HOOK_FAILURE_POLICY, type HookSet } from '../hooks/hook-set.js';
 import type { Refusal } from '../hooks/hook-types.js';
-import { MigrationVetoError } from '../session/migration.js';
+import { MigrationVetoError } from '../errors.js';
 
 /** Per plugin and hook: how many times a tap threw. */
 export type PluginErrorCounts = Map<string, number>;

@@ -1,4 +1,4 @@
-import { ProxyError } from '../errors.js';
+import { MigrationVetoError, ProxyError } from '../errors.js';
 import type { BackendRecord } from '../backend/backend-registry.js';
 import type { MigrationContext, MigrationOutcome, StateTransferContext } from '../hooks/hook-types.js';
 import type { MigrationRequest } from '../plugins/plugin-definition.js';
@@ -12,18 +12,6 @@ import type { Session } from './session.js';
 export const MIGRATION_TIMEOUT_MS = 10_000;
 
 class MigrationAbandoned extends Error {}
-
-/** Thrown by captureState/restoreState taps that find state they cannot move: the migration is vetoed. */
-export class MigrationVetoError extends Error {
-  /** false: the session cannot move until something changes (e.g. it has no credentials): drop the request. */
-  readonly retry: boolean;
-
-  constructor(reason: string, retry = true) {
-    super(reason);
-    this.retry = retry;
-    this.name = 'MigrationVetoError';
-  }
-}
 
 /**
  * Moves a session to another backend (DESIGN §5). The kernel decides when (a request exists and the
