@@ -2,7 +2,7 @@
 // for T seconds, direct vs HAProxy vs tiproxy. This is the PHP-style workload where a proxy's login path
 // (greeting, auth relay, backend dial) matters more than its packet pump. Reported: connections per
 // second and the proxy's CPU seconds per 1,000 connections.
-import { SBTEST_PASSWORD, SBTEST_USER } from '../test/harness/mariadb.js';
+import { SBTEST_PASSWORD, SBTEST_USER } from '../local-cluster/mariadb.js';
 import { cpuSeconds } from './cpu.js';
 import { LeanConnection } from './lean-client.js';
 import { cell, markdownTable, medians, vsHaproxy, type SuiteResult } from './report.js';

@@ -2,9 +2,9 @@
 // threads, 8 s, twice): shows where tiproxy's extra CPU goes. Extra arguments go to the tiproxy CLI.
 //   node --import tsx bench/cpu-split.ts [tiproxy args…]
 import { readFileSync } from 'node:fs';
-import { startMariaDB, SBTEST_USER, SBTEST_PASSWORD, SBTEST_DATABASE } from '../test/harness/mariadb.js';
+import { startMariaDB, SBTEST_USER, SBTEST_PASSWORD, SBTEST_DATABASE } from '../local-cluster/mariadb.js';
 import { sysbench } from '../test/harness/sysbench.js';
-import { haproxy, nodePipe, tiproxy } from '../bench/targets.js';
+import { haproxy, nodePipe, tiproxy } from './targets.js';
 // /proc/<pid>/stat counts in clock ticks (USER_HZ, 100 on Linux).
 const ticks = 100;
 const stat = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return { user: Number(f[11]) / ticks, sys: Number(f[12]) / ticks }; };

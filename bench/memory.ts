@@ -3,8 +3,8 @@
 // idle, logged-in sessions — each with its own backend connection, as in production. The cost per
 // connection is (RSS with N open − RSS before) / N, read from /proc/<pid>/status of the proxy process
 // tree; the clients live in this process, never in the proxy's.
-import type { Certificates } from '../test/harness/certs.js';
-import { SBTEST_PASSWORD, SBTEST_USER, type MariaDBInstance } from '../test/harness/mariadb.js';
+import type { Certificates } from '../local-cluster/certs.js';
+import { SBTEST_PASSWORD, SBTEST_USER, type MariaDBInstance } from '../local-cluster/mariadb.js';
 import { rss } from './cpu.js';
 import { openMany } from './lean-client.js';
 import { cell, markdownTable, passFail, TARGETS, type Check, type SuiteResult } from './report.js';

@@ -17,8 +17,8 @@ import { parseArgs } from 'node:util';
 import { definePlugin, type TiproxyPlugin } from '../src/plugin.js';
 import {
   ROOT_PASSWORD, ROOT_USER, SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDBs, type MariaDBInstance,
-} from '../test/harness/mariadb.js';
-import { repoRoot } from '../test/harness/paths.js';
+} from '../local-cluster/mariadb.js';
+import { repoRoot } from '../local-cluster/paths.js';
 import { configWithPlugin, startProxy, type TestProxy } from '../test/harness/proxy.js';
 import { RawClient } from '../test/harness/raw-client.js';
 import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';

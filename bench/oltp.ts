@@ -1,7 +1,7 @@
 // Suite "sysbench": the standard OLTP mixes (point select, read-only, read-write) at a low and a high
 // thread count, direct vs HAProxy vs tiproxy. Point select at 64 threads is the proxy's worst case
 // (tiny queries, so per-packet overhead dominates) and carries the QPS target.
-import type { MariaDBInstance } from '../test/harness/mariadb.js';
+import type { MariaDBInstance } from '../local-cluster/mariadb.js';
 import type { SysbenchTest } from '../test/harness/sysbench.js';
 import { cell, markdownTable, passFail, TARGETS, type Check, type SuiteResult } from './report.js';
 import { prepare, runInterleaved, summarise, summaryCells, SUMMARY_HEADER, type SysbenchCase, type SysbenchData } from './sysbench-runs.js';

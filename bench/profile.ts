@@ -6,10 +6,10 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB } from '../test/harness/mariadb.js';
-import { tmpRoot, repoRoot } from '../test/harness/paths.js';
-import { freePort } from '../test/harness/ports.js';
-import { spawnTracked, stopProcess } from '../test/harness/processes.js';
+import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB } from '../local-cluster/mariadb.js';
+import { tmpRoot, repoRoot } from '../local-cluster/paths.js';
+import { freePort } from '../local-cluster/ports.js';
+import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
 import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';
 
 interface ProfileNode {

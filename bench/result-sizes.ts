@@ -2,7 +2,7 @@
 // range SELECT per transaction (autocommit), returning 10 … 10,000 rows. Small ranges measure per-query
 // overhead; big ones measure how fast the proxy moves bytes (where a userspace copy loop can fall
 // behind HAProxy's C loop). MB/s comes from MariaDB's Bytes_sent.
-import type { MariaDBInstance } from '../test/harness/mariadb.js';
+import type { MariaDBInstance } from '../local-cluster/mariadb.js';
 import { cell, markdownTable, passFail, TARGETS, type Check, type SuiteResult } from './report.js';
 import { prepare, runInterleaved, summarise, summaryCells, SUMMARY_HEADER, type SysbenchCase, type SysbenchData } from './sysbench-runs.js';
 import type { Target } from './targets.js';

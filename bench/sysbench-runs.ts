@@ -2,8 +2,8 @@
 // next repeat; then case 2 ...), so that background load on the shared machine hits all targets alike
 // instead of one target's whole series. Each sample carries the proxy's CPU (from /proc) and the
 // bytes MariaDB sent (its Bytes_sent counter), which gives MB/s for big result sets.
-import type { MariaDBInstance } from '../test/harness/mariadb.js';
-import { SBTEST_PASSWORD, SBTEST_USER } from '../test/harness/mariadb.js';
+import type { MariaDBInstance } from '../local-cluster/mariadb.js';
+import { SBTEST_PASSWORD, SBTEST_USER } from '../local-cluster/mariadb.js';
 import { sysbench, type SysbenchOptions, type SysbenchTest } from '../test/harness/sysbench.js';
 import { cpuSeconds } from './cpu.js';
 import { cell, medians, vsHaproxy } from './report.js';

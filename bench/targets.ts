@@ -4,11 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Certificates } from '../test/harness/certs.js';
-import type { MariaDBInstance } from '../test/harness/mariadb.js';
-import { tmpRoot } from '../test/harness/paths.js';
-import { freePort } from '../test/harness/ports.js';
-import { spawnTracked, stopProcess } from '../test/harness/processes.js';
+import type { Certificates } from '../local-cluster/certs.js';
+import type { MariaDBInstance } from '../local-cluster/mariadb.js';
+import { tmpRoot } from '../local-cluster/paths.js';
+import { freePort } from '../local-cluster/ports.js';
+import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
 import { startProxyProcess } from '../test/harness/proxy.js';
 
 export type TargetName = 'direct' | 'haproxy' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';

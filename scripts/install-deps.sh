@@ -12,7 +12,7 @@ missing=()
 for bin in "${required[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
 done
-# The Galera test cluster (test/harness/galera.ts) needs the wsrep provider; its nodes use rsync SST.
+# The Galera test cluster (local-cluster/galera.ts) needs the wsrep provider; its nodes use rsync SST.
 [[ -f /usr/lib/galera/libgalera_smm.so ]] || missing+=(galera-4)
 
 if ((${#missing[@]} > 0)); then

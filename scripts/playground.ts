@@ -4,11 +4,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startEtcd } from '../test/harness/etcd.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER } from '../test/harness/mariadb.js';
-import { startRegistrar } from '../test/harness/registrar.js';
-import { repoRoot, tmpRoot } from '../test/harness/paths.js';
-import { spawnTracked } from '../test/harness/processes.js';
+import { startEtcd } from '../local-cluster/etcd.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER } from '../local-cluster/mariadb.js';
+import { startRegistrar } from '../local-cluster/registrar.js';
+import { repoRoot, tmpRoot } from '../local-cluster/paths.js';
+import { spawnTracked } from '../local-cluster/processes.js';
 
 const { values } = parseArgs({
   options: {

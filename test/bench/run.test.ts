@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { repoRoot, tmpRoot } from '../harness/paths.js';
+import { repoRoot, tmpRoot } from '../../local-cluster/paths.js';
 
 const run = promisify(execFile);
 

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../harness/mariadb.js';
-import { tmpRoot } from '../harness/paths.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../local-cluster/mariadb.js';
+import { tmpRoot } from '../../local-cluster/paths.js';
 import { startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 
 describe('the CLI survives a plugin\'s background failures', () => {

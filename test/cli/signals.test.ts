@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
-import { ensureBuilt } from '../harness/build.js';
-import { repoRoot, tmpRoot } from '../harness/paths.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../local-cluster/mariadb.js';
+import { ensureBuilt } from '../../local-cluster/build.js';
+import { repoRoot, tmpRoot } from '../../local-cluster/paths.js';
 import { exitCode, startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 import { ClientPool, rejection, waitFor } from '../harness/clients.js';
 

@@ -1,6 +1,6 @@
 // Real components: the built CLI (bin/tiproxy → dist/) started with `proxy.workers: 2` (a primary that
 // forks two node:cluster workers sharing the SQL port), two MariaDB 10.11 instances (mariadbd via
-// test/harness/mariadb.ts), mysql2 as the client. Workers are told apart by connection ids (worker w
+// local-cluster/mariadb.ts), mysql2 as the client. Workers are told apart by connection ids (worker w
 // hands out ids w << 24 | n) and by the `worker` field of log lines. Covers: both workers serve;
 // balancing on cluster-wide counts (new sessions and the rebalancer); KILL across workers; SIGTERM
 // stops every process; a killed worker is restarted; a port in use fails the start with one line.
@@ -11,12 +11,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { ensureBuilt } from '../harness/build.js';
+import { ensureBuilt } from '../../local-cluster/build.js';
 import { ClientPool, portOf, rejection, waitFor } from '../harness/clients.js';
-import { NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
-import { repoRoot, tmpRoot } from '../harness/paths.js';
-import { freePort } from '../harness/ports.js';
-import { spawnTracked } from '../harness/processes.js';
+import { NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../../local-cluster/mariadb.js';
+import { repoRoot, tmpRoot } from '../../local-cluster/paths.js';
+import { freePort } from '../../local-cluster/ports.js';
+import { spawnTracked } from '../../local-cluster/processes.js';
 import { exitCode, startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 
 interface JsonLine {

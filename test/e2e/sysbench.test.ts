@@ -1,7 +1,7 @@
 // Real components: one MariaDB 10.11, the tiproxy CLI (bin/tiproxy, built by the test command), sysbench 1.0.20.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startMariaDB, SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, type MariaDBInstance } from '../harness/mariadb.js';
+import { startMariaDB, SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 import { sysbench } from '../harness/sysbench.js';
 

@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { loadConfigFile } from '../../src/kernel/config/config-loader.js';
 import { ER_PROXY_NO_BACKEND, ER_PROXY_PLUGIN_REFUSED } from '../../src/kernel/protocol/constants.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
-import { repoRoot } from '../harness/paths.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../local-cluster/mariadb.js';
+import { repoRoot } from '../../local-cluster/paths.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 
 const EXAMPLE_DIR = join(repoRoot, 'examples', 'plugins', 'route-and-guard');

@@ -2,7 +2,7 @@
 // waiting for a condition, and reading a refusal as a MySQL error.
 import assert from 'node:assert/strict';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { ROOT_PASSWORD, ROOT_USER } from './mariadb.js';
+import { ROOT_PASSWORD, ROOT_USER } from '../../local-cluster/mariadb.js';
 
 /** What mysql2 rejects with for a server (or proxy) error. */
 export interface MysqlError extends Error {

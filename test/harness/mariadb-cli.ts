@@ -1,6 +1,6 @@
 // The mariadb command-line client, for tests that want a real non-Node client (and its auth plugins,
 // e.g. client_ed25519, which mysql2 lacks). Always --no-defaults so no ~/.my.cnf leaks in.
-import { spawnTracked, stopProcess } from './processes.js';
+import { spawnTracked, stopProcess } from '../../local-cluster/processes.js';
 
 export interface CliResult {
   code: number | null;

@@ -11,9 +11,9 @@ import { Kernel } from '../../src/kernel/kernel.js';
 import type { TiproxyPlugin } from '../../src/plugin.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../../src/plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
-import { repoRoot } from './paths.js';
-import { freePort } from './ports.js';
-import { spawnTracked, stopProcess } from './processes.js';
+import { repoRoot } from '../../local-cluster/paths.js';
+import { freePort } from '../../local-cluster/ports.js';
+import { spawnTracked, stopProcess } from '../../local-cluster/processes.js';
 
 export interface LogLine {
   level: number;

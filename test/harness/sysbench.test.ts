@@ -1,7 +1,7 @@
 // Checks that the sysbench wrapper drives a real run and parses its report.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB, type MariaDBInstance } from './mariadb.js';
+import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { sysbench, type SysbenchOptions } from './sysbench.js';
 
 let db: MariaDBInstance;

@@ -1,5 +1,5 @@
 // sysbench 1.0.20 runs against a MySQL endpoint (a backend or the proxy), with its text report parsed.
-import { spawnTracked } from './processes.js';
+import { spawnTracked } from '../../local-cluster/processes.js';
 
 export type SysbenchTest =
   | 'oltp_read_write'

@@ -1,5 +1,5 @@
 // Protocol coverage through the proxy against a real server.
-// Real components started here: ONE MariaDB 10.11 instance (test/harness/mariadb.ts) and the proxy
+// Real components started here: ONE MariaDB 10.11 instance (local-cluster/mariadb.ts) and the proxy
 // in-process (test/harness/proxy.ts). Clients: mysql2, the raw client (test/harness/raw-client.ts, for
 // commands mysql2 cannot send and exact capability flags), and the mariadb / mariadb-admin CLIs.
 // After every test a fresh session must still work through the same proxy.
@@ -22,10 +22,10 @@ import {
 import type { Session } from '../../src/kernel/session/session.js';
 import {
   NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, startMariaDB, type MariaDBInstance,
-} from '../harness/mariadb.js';
+} from '../../local-cluster/mariadb.js';
 import { waitFor } from '../harness/clients.js';
 import { runMariadbCli } from '../harness/mariadb-cli.js';
-import { tmpRoot } from '../harness/paths.js';
+import { tmpRoot } from '../../local-cluster/paths.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 import {
   MYSQL_TYPE, RawClient, binaryRow, comQuery, comSimple, comStmt, comStmtExecute, textRow, type RawClientOptions, type ResultItem,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdInstance } from './etcd.js';
+import { startEtcd, type EtcdInstance } from '../../local-cluster/etcd.js';
 
 describe('etcd harness', () => {
   const started: EtcdInstance[] = [];

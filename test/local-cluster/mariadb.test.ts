@@ -8,8 +8,8 @@ import type { RowDataPacket } from 'mysql2/promise';
 import {
   ED25519_PASSWORD, ED25519_USER, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER,
   startMariaDB, startMariaDBs, type MariaDBInstance,
-} from './mariadb.js';
-import { runMariadbCli } from './mariadb-cli.js';
+} from '../../local-cluster/mariadb.js';
+import { runMariadbCli } from '../harness/mariadb-cli.js';
 
 function tcpConnect(port: number): Promise<void> {
   return new Promise((resolve, reject) => {

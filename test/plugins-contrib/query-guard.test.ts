@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 import { stripComments } from '../../plugins-contrib/query-guard/index.js';
 import { rejection } from '../harness/clients.js';

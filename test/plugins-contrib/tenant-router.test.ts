@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../harness/mariadb.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 import { compileNetworks, globToRegExp, inNetworks } from '../../plugins-contrib/tenant-router/index.js';
 

@@ -9,7 +9,7 @@ import {
   CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA, CLIENT_PROTOCOL_41,
   CLIENT_SECURE_CONNECTION, CLIENT_TRANSACTIONS,
 } from '../../../src/kernel/protocol/constants.js';
-import { freePort } from '../ports.js';
+import { freePort } from '../../../local-cluster/ports.js';
 import { TidbEmulatorCluster } from './cluster.js';
 import { EmulatorConnection, type ConnectionHost, type LoginEvent } from './connection.js';
 import type { EmulatedSession } from './session.js';

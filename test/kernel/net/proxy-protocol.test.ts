@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 import { buildProxyV2, parseProxyV2, PROXY_V2_SIGNATURE, type ProxiedAddress } from '../../../src/kernel/protocol/proxy-protocol.js';
-import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../harness/mariadb.js';
+import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 
 const PROXIED_SOURCE = '10.9.8.7';

@@ -11,9 +11,9 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, DEFAULT_CHARSET_ID } from '../../../src/kernel/protocol/constants.js';
 import { buildSslRequest } from '../../../src/kernel/protocol/handshake-packets.js';
 import { framePackets } from '../../../src/kernel/protocol/payload-writer.js';
-import { makeCertificates, type Certificates } from '../../harness/certs.js';
+import { makeCertificates, type Certificates } from '../../../local-cluster/certs.js';
 import { runMariadbCli } from '../../harness/mariadb-cli.js';
-import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../harness/mariadb.js';
+import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 
 interface MysqlError extends Error {

@@ -11,7 +11,7 @@ import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loa
 import type { FrozenConfig, ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
 import { buildGeneration, type GenerationServices } from '../../../src/kernel/plugins/generation.js';
 import { definePlugin, errorReply, protocol, type TiproxyPlugin } from '../../../src/plugin.js';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 interface MysqlError extends Error {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 const disposals = (): number => ((globalThis as Record<string, unknown>).__hotPluginDisposals as number | undefined) ?? 0;

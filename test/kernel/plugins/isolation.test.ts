@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
 import { ConfigError } from '../../../src/kernel/config/config-error.js';
 import { definePlugin, protocol, type TiproxyPlugin } from '../../../src/plugin.js';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 
 interface MysqlError extends Error {

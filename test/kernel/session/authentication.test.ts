@@ -7,7 +7,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import {
   ED25519_PASSWORD, ED25519_USER, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, startMariaDB,
   type MariaDBInstance,
-} from '../../harness/mariadb.js';
+} from '../../../local-cluster/mariadb.js';
 import { runMariadbCli } from '../../harness/mariadb-cli.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 

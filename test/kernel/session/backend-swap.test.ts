@@ -6,7 +6,7 @@ import mysql from 'mysql2/promise';
 import { BackendConnection } from '../../../src/kernel/session/backend-connection.js';
 import { loginWithCredentials } from '../../../src/kernel/session/backend-login.js';
 import { DEFAULT_CHARSET_ID } from '../../../src/kernel/protocol/constants.js';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 describe('swapping a session\'s backend connection', () => {

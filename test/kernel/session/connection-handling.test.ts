@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../../harness/mariadb.js';
-import { freePort } from '../../harness/ports.js';
+import { startMariaDBs, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
+import { freePort } from '../../../local-cluster/ports.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, rejection, waitFor } from '../../harness/clients.js';
 import {

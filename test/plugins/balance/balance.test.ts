@@ -4,7 +4,7 @@
 // idle backend (rate-limited, oldest first, one way).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ROOT_PASSWORD, ROOT_USER, startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
+import { ROOT_PASSWORD, ROOT_USER, startMariaDBs, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { reloadPlugin, startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
-import { makeCertificates, type Certificates } from '../../harness/certs.js';
+import { makeCertificates, type Certificates } from '../../../local-cluster/certs.js';
 import { rejection, waitFor } from '../../harness/clients.js';
 import { runMariadbCli } from '../../harness/mariadb-cli.js';
 import {
   ED25519_PASSWORD, ED25519_USER, NATIVE_PASSWORD, NATIVE_USER, startMariaDBs, type MariaDBInstance,
-} from '../../harness/mariadb.js';
+} from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 describe('credentials-cleartext', () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startDnsServer, type DnsServer } from '../../harness/dns-server.js';
-import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { applyOverrides, defaultConfig } from '../../../src/kernel/config/config-loader.js';
-import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
-import { startMariaDBs, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startEtcd, type EtcdInstance } from '../../../local-cluster/etcd.js';
+import { startMariaDBs, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
-import { startRegistrar, type RegistrarProcess } from '../../harness/registrar.js';
+import { startRegistrar, type RegistrarProcess } from '../../../local-cluster/registrar.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 
 const FAST_ETCD = { 'resync-interval': 1, 'max-retry-interval': 0.5, 'warn-interval': 2, 'request-timeout': 1 };

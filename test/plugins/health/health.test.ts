@@ -12,7 +12,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { startMariaDBs, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, NATIVE_PASSWORD, NATIVE_USER, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { reloadPlugin, startProxy, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, portOf, waitFor } from '../../harness/clients.js';
 

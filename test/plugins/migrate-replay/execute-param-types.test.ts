@@ -9,7 +9,7 @@
 // types the client last sent and adds them to the first such execute on the new backend.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 import { binaryRow, comStmtExecute, RawClient, type ResultItem } from '../../harness/raw-client.js';
 

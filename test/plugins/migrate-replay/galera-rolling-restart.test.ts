@@ -1,4 +1,4 @@
-// Real components: a 3-node MariaDB 10.11 Galera cluster (test/harness/galera.ts), etcd 3.4, three
+// Real components: a 3-node MariaDB 10.11 Galera cluster (local-cluster/galera.ts), etcd 3.4, three
 // `tiproxyctl register` child processes (one per node), the proxy in-process with etcd discovery
 // (proxy.pd-addrs), credentials-native (a users file with sbtest's hash), migrate-replay and health,
 // and sysbench 1.0.20 oltp_read_write with 16 threads for 60 s through the proxy.
@@ -15,12 +15,12 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../../harness/clients.js';
-import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
-import { startGaleraCluster, type GaleraCluster, type GaleraNode } from '../../harness/galera.js';
-import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER } from '../../harness/mariadb.js';
-import { tmpRoot } from '../../harness/paths.js';
+import { startEtcd, type EtcdInstance } from '../../../local-cluster/etcd.js';
+import { startGaleraCluster, type GaleraCluster, type GaleraNode } from '../../../local-cluster/galera.js';
+import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER } from '../../../local-cluster/mariadb.js';
+import { tmpRoot } from '../../../local-cluster/paths.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
-import { startRegistrar, type RegistrarProcess } from '../../harness/registrar.js';
+import { startRegistrar, type RegistrarProcess } from '../../../local-cluster/registrar.js';
 import { sysbench, type SysbenchResult } from '../../harness/sysbench.js';
 
 // 16 threads for 60 s, as the issue asks. 4 × 10k rows keep Galera's certification conflicts (two nodes

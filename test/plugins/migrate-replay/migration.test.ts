@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql, { type Connection } from 'mysql2/promise';
 import { definePlugin, type TiproxyPlugin } from '../../../src/plugin.js';
-import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../harness/mariadb.js';
+import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
