@@ -1,25 +1,21 @@
-import { watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { FrozenConfig } from '../kernel/config/proxy-config.js';
+import { ContentWatch } from '../kernel/content-watch.js';
 
 /**
- * Calls `onChange` (debounced 300 ms) when the config file is saved. Editors replace files (rename),
- * which ends a watch on the old inode, so the directory entry is watched. With proxy.workers > 1 only
- * the primary watches and tells the workers, so each worker reloads once per change.
+ * Calls `onChange` when the config file's content changed, within about a second whatever the way it
+ * was written: in place, renamed over, deleted and recreated, or a Kubernetes ConfigMap's `..data`
+ * symlink swapped (see ContentWatch). With proxy.workers > 1 only the primary watches and tells the
+ * workers, so each worker reloads once per change.
  */
-export function watchConfigFile(path: string, logger: Logger, onChange: () => void): void {
-  let timer: NodeJS.Timeout | null = null;
-  try {
-    const name = basename(path);
-    watch(dirname(path), { persistent: false }, (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(onChange, 300);
-    });
-  } catch (err) {
-    logger.warn({ err: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
-  }
+export function watchConfigFile(path: string, logger: Logger, onChange: () => void): ContentWatch {
+  return new ContentWatch({
+    path, kind: 'file', logger,
+    onChange: () => {
+      logger.info({ path }, 'config file content changed');
+      onChange();
+    },
+  }).start();
 }
 
 /** The edited config, or null after logging why it is rejected (the running config stays). */

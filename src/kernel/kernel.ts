@@ -6,7 +6,7 @@ import { BackendRegistry, splitAddr, type BackendRecord } from './backend/backen
 import type { FrozenConfig } from './config/proxy-config.js';
 import type { CloseReason } from './errors.js';
 import type { BackendCredentials, BackendEvent, BackendSql } from './hooks/hook-types.js';
-import { watch, type FSWatcher } from 'node:fs';
+import { ContentWatch } from './content-watch.js';
 import { buildGeneration, type Generation, type PluginResolver } from './plugins/generation.js';
 import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
 import type { TiproxyPlugin } from './plugins/plugin-definition.js';
@@ -120,8 +120,7 @@ export class Kernel implements SessionHost {
   /** Plugins compiled from plugin-dir, by plugin name. */
   private hotPlugins = new Map<string, TiproxyPlugin<never>>();
   private readonly compiler = new HotPluginCompiler();
-  private pluginDirWatcher: FSWatcher | null = null;
-  private pluginDirTimer: NodeJS.Timeout | null = null;
+  private pluginDirWatch: ContentWatch | null = null;
   /** Serialises generation builds (reloads, plugin-dir changes). */
   private rebuilding: Promise<unknown> = Promise.resolve();
 
@@ -139,6 +138,8 @@ export class Kernel implements SessionHost {
 
   /** Builds the first plugin generation and runs lifecycle.init. */
   async init(): Promise<void> {
+    // The baseline is taken before compiling, so an edit made meanwhile is reported once watching starts.
+    const dirWatch = this.cfg['plugin-dir'] ? this.pluginDirWatchFor(this.cfg['plugin-dir'], 'current') : null;
     if (this.cfg['plugin-dir']) {
       // A broken plugin file at start-up is reported and left out, like a failing apply().
       try {
@@ -146,13 +147,13 @@ export class Kernel implements SessionHost {
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, `plugin directory: ${(err as Error).message}`);
       }
-      this.watchPluginDir(this.cfg['plugin-dir']);
     }
     const { generation, missed } = await this.buildGeneration(this.cfg);
     this.generation = generation;
     this.generation.users++; // the kernel itself holds the current generation
     for (const event of missed) generation.hooks.backendEvent.call(event);
     await this.generation.hooks.lifecycle.init.promise({ config: this.cfg });
+    this.pluginDirWatch = dirWatch?.start() ?? null;
   }
 
   /** Config plugins in YAML order, then hot plugins the config does not mention (enabled, default config). */
@@ -509,7 +510,11 @@ export class Kernel implements SessionHost {
     const run = this.rebuilding.then(async () => {
       const { generation: next, missed } = await this.buildGeneration(config, hot);
       const previous = this.generation;
-      if (config['plugin-dir'] !== this.cfg['plugin-dir']) this.watchPluginDir(config['plugin-dir']);
+      if (config['plugin-dir'] !== this.cfg['plugin-dir']) {
+        // A new directory is compiled by its watch's first look (the generation just built still has the old one's plugins).
+        this.pluginDirWatch?.close();
+        this.pluginDirWatch = config['plugin-dir'] ? this.pluginDirWatchFor(config['plugin-dir'], 'none').start() : null;
+      }
       this.cfg = config;
       this.hotPlugins = new Map(hot);
       this.loadTls(config);
@@ -542,18 +547,19 @@ export class Kernel implements SessionHost {
     return out;
   }
 
-  private watchPluginDir(dir: string): void {
-    this.pluginDirWatcher?.close();
-    this.pluginDirWatcher = null;
-    if (!dir) return;
-    try {
-      this.pluginDirWatcher = watch(dir, { recursive: true, persistent: false }, () => {
-        if (this.pluginDirTimer) clearTimeout(this.pluginDirTimer);
-        this.pluginDirTimer = setTimeout(() => void this.reloadPluginDir(), 250);
-      });
-    } catch (err) {
-      this.logger.warn({ dir, err: (err as Error).message }, 'cannot watch the plugin directory; changes need a SIGHUP');
-    }
+  /**
+   * Watches the plugin directory's content (every file below it, see ContentWatch): a change is
+   * compiled and applied; one that compiles to the same plugins builds no generation.
+   */
+  private pluginDirWatchFor(dir: string, baseline: 'current' | 'none'): ContentWatch {
+    return new ContentWatch({
+      path: dir, kind: 'tree', baseline, logger: this.logger,
+      onChange: async () => {
+        if (this.shuttingDown || this.cfg['plugin-dir'] !== dir) return;
+        this.logger.info({ dir }, 'plugin directory content changed');
+        await this.reloadPluginDir();
+      },
+    });
   }
 
   /** Rebuilds from the plugin directory; a compile or apply error keeps the running generation. */
@@ -568,6 +574,11 @@ export class Kernel implements SessionHost {
       const where = e instanceof PluginCompileError ? { file: e.file, line: e.line, column: e.column, reason: e.reason } : {};
       this.logger.error(where, `plugin directory change rejected, keeping generation ${this.generation.id}: ${e.message}`);
       return false;
+    }
+    if (hot.size === this.hotPlugins.size && [...hot].every(([name, p]) => this.hotPlugins.get(name) === p)) {
+      // Same bundles (the compiler caches by bundle hash): a comment, a non-plugin file, a folder without package.json yet.
+      this.logger.debug({ dir, generation: this.generation.id }, 'plugin directory changed but compiles to the same plugins');
+      return true;
     }
     try {
       await this.reload(this.cfg, hot);
@@ -606,8 +617,7 @@ export class Kernel implements SessionHost {
     for (const s of [...this.sessions.values()]) {
       s.close({ side: 'proxy', reason: 'shutdown-timeout' });
     }
-    this.pluginDirWatcher?.close();
-    if (this.pluginDirTimer) clearTimeout(this.pluginDirTimer);
+    this.pluginDirWatch?.close();
     if (this.migrationTimer) clearInterval(this.migrationTimer);
     await this.generation.hooks.lifecycle.shutdown.promise({ config: this.cfg });
     this.releaseGeneration(this.generation);
