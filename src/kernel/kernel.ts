@@ -576,7 +576,7 @@ export class Kernel implements SessionHost {
       return false;
     }
     if (hot.size === this.hotPlugins.size && [...hot].every(([name, p]) => this.hotPlugins.get(name) === p)) {
-      // Same bundles (the compiler caches by bundle hash): a comment, a non-plugin file, a folder without package.json yet.
+      // Same bundles (the compiler caches by bundle hash): a file no plugin imports, a folder without its package.json yet.
       this.logger.debug({ dir, generation: this.generation.id }, 'plugin directory changed but compiles to the same plugins');
       return true;
     }
