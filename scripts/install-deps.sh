@@ -37,4 +37,13 @@ if [[ ! -d node_modules || ! -f node_modules/.package-lock.json ]] ||
   installed_npm=yes
 fi
 
-echo "install-deps: ok (system binaries present, npm install: ${installed_npm})"
+# Node 24 for the test command's second pass (scripts/test.mjs): a binary from the npm registry, pinned
+# by scripts/node24/package-lock.json, in its own node_modules so `npm run` never puts it first on PATH.
+installed_node24=no
+if [[ ! -f scripts/node24/node_modules/.package-lock.json ]] ||
+   [[ scripts/node24/package-lock.json -nt scripts/node24/node_modules/.package-lock.json ]]; then
+  (cd scripts/node24 && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  installed_node24=yes
+fi
+
+echo "install-deps: ok (system binaries present, npm install: ${installed_npm}, node 24 install: ${installed_node24})"
