@@ -174,6 +174,7 @@ export const ER_NET_PACKET_TOO_LARGE = 1153;
 export const ER_NET_READ_ERROR = 1158;
 export const ER_NET_PACKETS_OUT_OF_ORDER = 1156;
 export const ER_NO_SUCH_THREAD = 1094;
+export const ER_KILL_DENIED_ERROR = 1095;
 export const ER_NOT_SUPPORTED_YET = 1235;
 /** MariaDB's "Connection was killed" (SQLSTATE 70100). */
 export const ER_CONNECTION_KILLED = 1927;

@@ -65,6 +65,7 @@ export class BackendConnection {
     const { backend, options } = req;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = netConnect({ host: backend.host, port: backend.port, noDelay: true });
+      backend.traffic.track(s);
       const timer = setTimeout(() => {
         s.destroy();
         reject(new BackendError(ER_PROXY_NO_BACKEND, `backend ${backend.addr}: connect timed out after ${options.connectTimeoutMs} ms`, SQLSTATE_COMMUNICATION));

@@ -31,7 +31,7 @@ export async function migrateSession(session: Session, request: MigrationRequest
 
   let target: BackendRecord | null | undefined;
   try {
-    target = request.to ? resolveTarget(request.to) : await session.selectMigrationTarget(from.addr);
+    target = request.to ? resolveTarget(request.to) : await session.link.selectMigrationTarget(from.addr);
   } catch (err) {
     // A selectBackend tap refused ({ refuse }): no acceptable target, the session stays.
     return outcome({ session, from, to: from, reason: request.reason }, 'failed', err instanceof Error ? err.message : String(err));
@@ -56,15 +56,15 @@ export async function migrateSession(session: Session, request: MigrationRequest
     // The whole move runs holding the old backend (client commands wait): credentials may come from it
     // (TiDB's session token), and the state captured must be the state that is restored.
     await Promise.race([session.exclusive(oldConn, async (oldChannel) => {
-      const source = new BackendSqlRunner(from.addr, oldChannel, session.backendCapabilities, MIGRATION_TIMEOUT_MS);
+      const source = new BackendSqlRunner(from.addr, oldChannel, session.link.capabilities, MIGRATION_TIMEOUT_MS);
       const creds = await hooks.backendCredentials.promise({ session, backend: target, authExchange: session.authExchange, source });
       if (!creds || creds.kind === 'relay') {
         throw new MigrationVetoError(`no credentials for user ${session.user} (the proxy relayed the login password-blind)`, false);
       }
-      newConn = await session.dialBackend(target);
-      const conn = newConn;
+      const conn = await session.link.dial(target);
+      newConn = conn;
       if (abandoned) throw new MigrationAbandoned('abandoned');
-      const capabilities = session.backendCapabilitiesFor(conn);
+      const capabilities = session.link.capabilitiesFor(conn);
       await loginWithCredentials(conn, creds, {
         capabilities, charset: session.charset, database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
       });
@@ -87,7 +87,7 @@ export async function migrateSession(session: Session, request: MigrationRequest
       // Too late: the caller has already reported a failure and the session must stay where it is.
       if (abandoned) throw new MigrationAbandoned('abandoned');
       // Point of no return: from here on the session is on the new backend.
-      session.adoptBackend(conn, remapped);
+      session.link.adopt(conn, remapped);
     }), deadline]);
   } catch (err) {
     (newConn as BackendConnection | null)?.destroy();

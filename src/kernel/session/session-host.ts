@@ -2,15 +2,32 @@ import type { Logger } from 'pino';
 import type { ConnectionOptions, SecureContext } from 'node:tls';
 import type { BackendRecord, BackendRegistry } from '../backend/backend-registry.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
-import type { CloseReason } from '../errors.js';
+import type { CloseReason, ProxyError } from '../errors.js';
+import type { SessionInfo } from '../hooks/hook-types.js';
 import type { Generation } from '../plugins/generation.js';
-import type { Session } from './session.js';
+import type { BackendConnection } from './backend-connection.js';
+import type { Unsafe } from './session-state.js';
+
+/** A session as its host and the other sessions (KILL) see it. */
+export interface HostedSession extends SessionInfo {
+  readonly logger: Logger;
+  /** The generation the session uses; the host moves it to a newer one at a safe point. */
+  generation: Generation;
+  readonly link: { readonly conn: BackendConnection | null };
+  /** Id of the session whose KILL CONNECTION for this one went to the shared backend (0 = none). */
+  killedBy: number;
+  readonly isClosed: boolean;
+  /** Null when the backend could be swapped right now, else why not. */
+  unsafeReason(): Unsafe;
+  /** Closes both sides once; sends `error` to the client first when given. */
+  close(reason: CloseReason, error?: ProxyError, seq?: number): void;
+}
 
 /** What a session needs from the kernel that owns it. */
 export interface SessionHost {
   readonly logger: Logger;
   readonly backends: BackendRegistry;
-  readonly sessions: ReadonlyMap<number, Session>;
+  readonly sessions: ReadonlyMap<number, HostedSession>;
   readonly shuttingDown: boolean;
   config(): FrozenConfig;
   /** The newest generation; sessions pin it at start and adopt newer ones at safe points. */
@@ -28,13 +45,13 @@ export interface SessionHost {
   serverTlsContext(): SecureContext | null;
   serverTlsRequestsCert(): boolean;
   backendTlsOptions(): ConnectionOptions;
-  sessionClosed(session: Session, reason: CloseReason): void;
+  sessionClosed(session: HostedSession, reason: CloseReason): void;
   /** Called when a session reaches a safe point (no command in flight, not in a transaction). */
-  sessionIdle(session: Session): void;
+  sessionIdle(session: HostedSession): void;
   /** COM_CHANGE_USER succeeded: what was known about moving the session no longer holds. */
-  sessionUserChanged(session: Session): void;
+  sessionUserChanged(session: HostedSession): void;
   /** A move was requested for this session and may be tried now. */
-  migrationPending(session: Session): boolean;
+  migrationPending(session: HostedSession): boolean;
   /** Runs the session's pending move now if the session is at a safe point. */
-  migrateNow(session: Session): Promise<void>;
+  migrateNow(session: HostedSession): Promise<void>;
 }

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ClientError } from '../errors.js';
+import type { SessionInfo } from '../hooks/hook-types.js';
+import type { PacketQueue } from '../net/packet-queue.js';
+import type { Generation } from '../plugins/generation.js';
+import {
+  CLIENT_COMPRESS, CLIENT_PLUGIN_AUTH, CLIENT_SSL, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, MYSQL_NATIVE_PASSWORD,
+  PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
+} from '../protocol/constants.js';
+import { buildGreeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../protocol/handshake-packets.js';
+import { refusalError } from './backend-link.js';
+import type { ClientConnection } from './client-connection.js';
+import type { SessionHost } from './session-host.js';
+
+/** What the client's login fills in on its session. */
+export interface LoginSession extends SessionInfo {
+  logger: Logger;
+  readonly host: SessionHost;
+  readonly generation: Generation;
+  readonly client: ClientConnection;
+  capabilities: number;
+  charset: number;
+  user: string;
+  database: string;
+  attributes: ReadonlyMap<string, string>;
+  /** Sequence id an ERR must carry if the handshake fails now. */
+  handshakeErrorSeq: number;
+}
+
+export interface ClientHello {
+  handshake: HandshakeResponse;
+  /** Sequence id of the client's HandshakeResponse packet. */
+  seq: number;
+}
+
+/**
+ * The client's side of the login: the proxy's own greeting (server version mirroring the backends,
+ * its own salt, the proxy connection id), TLS when the client asks for it, the HandshakeResponse, and
+ * the onHandshake taps that may refuse it. The password is never seen: the backend login relays it.
+ */
+export async function greetClient(session: LoginSession, queue: PacketQueue): Promise<ClientHello> {
+  const { host, client } = session;
+  const config = host.config();
+  const announced = await host.announcedServer();
+  const tlsContext = host.serverTlsContext();
+  const options = session.generation.hooks.greeting.call({
+    serverVersion: announced.version,
+    capabilities: (announced.capabilities & PROXY_SUPPORTED_CAPABILITIES) | (config.proxy['enable-compression'] ? CLIENT_COMPRESS : 0),
+    authPlugin: MYSQL_NATIVE_PASSWORD,
+    offerTls: tlsContext !== null,
+  });
+  const offered = (options.capabilities | (options.offerTls && tlsContext ? CLIENT_SSL : 0)) >>> 0;
+  client.writePacket(buildGreeting({
+    protocolVersion: 10, serverVersion: options.serverVersion, connectionId: session.id, salt: makeSalt(),
+    capabilities: offered, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT, authPlugin: options.authPlugin,
+  }), 0);
+  const timeoutMs = config.proxy['handshake-timeout'] * 1000;
+  session.handshakeErrorSeq = 1;
+  let packet = await queue.read(timeoutMs, 'handshake response');
+  session.handshakeErrorSeq = packet.seq + 1;
+  // An inbound PROXY v2 header came ahead of this packet: from here on, log under the address it named.
+  const clientAddr = `${client.remoteAddress}:${client.remotePort}`;
+  if (session.logger.bindings().client !== clientAddr) session.logger = host.logger.child({ conn: session.id, client: clientAddr });
+  if (isSslRequest(packet.payload)) {
+    if (!(offered & CLIENT_SSL) || !tlsContext) throw new ClientError(ER_HANDSHAKE_ERROR, 'client requested TLS, which this proxy does not offer');
+    // The ClientHello may already sit in the queue behind the SSLRequest: hand it to the TLS layer.
+    try {
+      await client.startTls(tlsContext, host.serverTlsRequestsCert(), timeoutMs, queue.drain());
+    } catch (err) {
+      // The client's TLS (version, ciphers, certificate) failed: its side, not a backend problem.
+      throw new ClientError(ER_HANDSHAKE_ERROR, `TLS handshake with the client failed: ${(err as Error).message}`, undefined, { cause: err });
+    }
+    packet = await queue.read(timeoutMs, 'handshake response');
+    session.handshakeErrorSeq = packet.seq + 1;
+  }
+  let handshake: HandshakeResponse;
+  try {
+    handshake = parseHandshakeResponse(packet.payload);
+  } catch (err) {
+    throw new ClientError(ER_HANDSHAKE_ERROR, `bad handshake: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  if (!(handshake.capabilities & CLIENT_PLUGIN_AUTH)) {
+    throw new ClientError(ER_HANDSHAKE_ERROR, 'client does not support pluggable authentication (CLIENT_PLUGIN_AUTH), which tiproxy needs');
+  }
+  handshake.capabilities = (handshake.capabilities & offered) >>> 0;
+  session.capabilities = handshake.capabilities;
+  session.charset = handshake.charset;
+  session.user = handshake.user;
+  session.database = handshake.database;
+  session.attributes = new Map(handshake.attributes);
+  const refusal = await session.generation.hooks.onHandshake.promise({
+    session, user: handshake.user, database: handshake.database, authPlugin: handshake.authPlugin,
+    capabilities: handshake.capabilities,
+  });
+  if (refusal) throw refusalError(refusal);
+  return { handshake, seq: packet.seq };
+}
+
+function makeSalt(): Buffer {
+  // Printable, non-NUL bytes: some clients treat the salt as a C string.
+  const salt = randomBytes(SCRAMBLE_LENGTH);
+  for (let i = 0; i < salt.length; i++) salt[i] = (salt[i]! % 94) + 33;
+  return salt;
+}

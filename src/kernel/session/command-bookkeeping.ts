@@ -1,0 +1,156 @@
+import {
+  COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
+  COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
+} from '../protocol/constants.js';
+import { paramsBoundFlagOffset, type SessionState } from './session-state.js';
+import { capturesText, classifyStatement, preparedStatementName, StatementKind } from './statement-classifier.js';
+
+/**
+ * What each command does to the session's server-side state, as far as the traffic shows it: the
+ * statement ids and cursors of EXECUTE/FETCH/CLOSE/RESET/SEND_LONG_DATA, the database of COM_INIT_DB,
+ * and the effects the server does not report (SET TRANSACTION, temporary tables, LOCK TABLES, SQL-level
+ * PREPARE). Called by the pump for every command it forwards, so nothing here allocates unless the
+ * statement's text must be kept.
+ */
+export class CommandBookkeeping {
+  /** What the COM_QUERY in flight is, for the state the server does not report. */
+  private queryKind = StatementKind.Other;
+  private queryText = '';
+  private fetchStatementId = 0;
+  private pendingDatabase = '';
+
+  constructor(private readonly state: SessionState) {}
+
+  /** SET TRANSACTION and PREPARE longer than the prefix shown are captured whole, so their text can be replayed. */
+  needsWholeQuery(buf: Buffer, off: number, avail: number, length: number): boolean {
+    return length > avail && capturesText(classifyStatement(buf, off + 1, off + avail));
+  }
+
+  /** A command about to reach the backend: `buf[off .. off+avail)` are its first payload bytes. */
+  commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
+    switch (command) {
+      case COM_QUERY:
+        this.queryKind = classifyStatement(buf, off + 1, off + avail);
+        if (capturesText(this.queryKind)) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+        break;
+      case COM_STMT_EXECUTE:
+        if (avail >= 6) this.state.executeSent(buf.readUInt32LE(off + 1), (buf[off + 5]! & CURSOR_TYPE_READ_ONLY) !== 0);
+        break;
+      case COM_STMT_SEND_LONG_DATA:
+        if (avail >= 5) this.state.longDataSent(buf.readUInt32LE(off + 1));
+        break;
+      case COM_STMT_CLOSE:
+        if (avail >= 5) this.state.statementClosed(buf.readUInt32LE(off + 1));
+        break;
+      case COM_STMT_RESET:
+        if (avail >= 5) this.state.statementReset(buf.readUInt32LE(off + 1));
+        break;
+      case COM_STMT_FETCH:
+        if (avail >= 5) this.fetchStatementId = buf.readUInt32LE(off + 1);
+        break;
+      case COM_INIT_DB:
+        this.pendingDatabase = length < avail + 1 ? buf.toString('utf8', off + 1, off + avail) : '';
+        break;
+    }
+  }
+
+  /**
+   * A command's response ended. Returns the database the session is now in when COM_INIT_DB changed
+   * it, else null.
+   */
+  responseEnded(command: number, status: number, isError: boolean): string | null {
+    switch (command) {
+      case COM_STMT_EXECUTE:
+        this.state.executeDone(status);
+        this.state.pendingTransaction = null;
+        break;
+      case COM_STMT_FETCH:
+        this.state.fetchDone(this.fetchStatementId, status, isError);
+        break;
+      case COM_STMT_PREPARE:
+        if (isError) this.state.prepareFailed();
+        break;
+      case COM_RESET_CONNECTION:
+        if (!isError) this.state.reset();
+        break;
+      case COM_INIT_DB:
+        if (!isError && this.pendingDatabase) return this.pendingDatabase;
+        break;
+      case COM_QUERY:
+        this.state.localInfile = false;
+        this.statementEffect(isError);
+        break;
+    }
+    return null;
+  }
+
+  /** Session state the server does not report (temporary tables, LOCK TABLES, pending SET TRANSACTION). */
+  private statementEffect(isError: boolean): void {
+    const kind = this.queryKind;
+    if (!isError) {
+      if (kind === StatementKind.SetTransaction) this.state.pendingTransaction = this.queryText;
+      else if (kind === StatementKind.CreateTemporary) this.state.temporaryTables = true;
+      else if (kind === StatementKind.LockTables) this.state.lockTables = true;
+      else if (kind === StatementKind.UnlockTables) this.state.lockTables = false;
+      else if (kind === StatementKind.Prepare) this.sqlStatement(true);
+      else if (kind === StatementKind.Deallocate) this.sqlStatement(false);
+    } else if (kind === StatementKind.Prepare) {
+      // A failed PREPARE still drops an earlier statement of that name (the server deallocates it first).
+      this.sqlStatement(false);
+    }
+    // SET TRANSACTION applies to the next transaction: any other statement but a SET consumes it.
+    if (kind !== StatementKind.Set && kind !== StatementKind.SetTransaction) this.state.pendingTransaction = null;
+    this.queryKind = StatementKind.Other;
+  }
+
+  private sqlStatement(prepared: boolean): void {
+    const name = preparedStatementName(this.queryText);
+    if (name === null) return;
+    if (prepared) this.state.sqlStatements.set(name, this.queryText);
+    else this.state.sqlStatements.delete(name);
+  }
+
+  /**
+   * Parameter types of prepared statements (see PreparedStatement.paramTypes). From the first bytes of a
+   * COM_STMT_EXECUTE: records the types when the client sends them; true when the whole packet is needed
+   * — to add the types the client left out (the statement was re-prepared by a migration and this backend
+   * never got them: without them it answers 1210 "Incorrect arguments to mysqld_stmt_execute"), or to
+   * read types that lie beyond the prefix.
+   */
+  executeNeedsWholePacket(buf: Buffer, off: number, avail: number): boolean {
+    const statement = this.state.statements.get(buf.readUInt32LE(off + 1));
+    if (!statement || statement.params === 0) return false;
+    const flagAt = paramsBoundFlagOffset(statement.params);
+    if (flagAt >= avail) return true;
+    if (buf[off + flagAt] === 1) {
+      const end = flagAt + 1 + 2 * statement.params;
+      if (end > avail) return true;
+      this.state.paramTypesSent(statement, buf, off + flagAt + 1, off + end);
+      return false;
+    }
+    return !statement.typesSent && statement.paramTypes !== null;
+  }
+
+  /** The whole-packet side of executeNeedsWholePacket: the packet with the types added, or null to send it unchanged. */
+  executeWithParamTypes(payload: Buffer): Buffer | null {
+    if (payload.length < 5) return null;
+    const statement = this.state.statements.get(payload.readUInt32LE(1));
+    if (!statement || statement.params === 0) return null;
+    const flagAt = paramsBoundFlagOffset(statement.params);
+    if (flagAt >= payload.length) return null;
+    if (payload[flagAt] === 1) {
+      const end = flagAt + 1 + 2 * statement.params;
+      if (end <= payload.length) this.state.paramTypesSent(statement, payload, flagAt + 1, end);
+      return null;
+    }
+    const types = statement.paramTypes;
+    if (statement.typesSent || types === null) return null;
+    statement.typesSent = true;
+    const out = Buffer.allocUnsafe(payload.length + types.length);
+    payload.copy(out, 0, 0, flagAt);
+    out[flagAt] = 1;
+    types.copy(out, flagAt + 1);
+    payload.copy(out, flagAt + 1 + types.length, flagAt + 1);
+    return out;
+  }
+}

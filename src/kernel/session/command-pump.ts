@@ -1,0 +1,396 @@
+import type { Duplex, Writable } from 'node:stream';
+import { BackendError } from '../errors.js';
+import type { AuthExchange, CommandContext, CommandReply, ResultContext } from '../hooks/hook-types.js';
+import { PacketChannel } from '../net/packet-channel.js';
+import { PacketQueue } from '../net/packet-queue.js';
+import {
+  COM_CHANGE_USER, COM_INIT_DB, COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_EXECUTE,
+  COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CR_SERVER_LOST, ER_CONNECTION_KILLED,
+  SQLSTATE_COMMUNICATION,
+} from '../protocol/constants.js';
+import { CommandReader, FORWARD, INTERCEPT, PASS_THROUGH, type CommandAction, type CommandOwner } from '../protocol/command-reader.js';
+import { framePackets } from '../protocol/payload-writer.js';
+import { buildErrPayload, buildOkPayload } from '../protocol/response-packets.js';
+import { ResponseTracker, type ResponseListener } from '../protocol/response-tracker.js';
+import type { BackendConnection } from './backend-connection.js';
+import type { BackendLink, BackendTraffic } from './backend-link.js';
+import type { ClientConnection } from './client-connection.js';
+import { CommandBookkeeping } from './command-bookkeeping.js';
+import type { HostedSession, SessionHost } from './session-host.js';
+import type { SessionState, Unsafe } from './session-state.js';
+
+/** Commands whose first four payload bytes after the command byte are a statement id. */
+const STATEMENT_ID_COMMANDS = new Set([COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH]);
+/** Commands the server does not answer. */
+const NO_RESPONSE = new Set([COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT]);
+
+/**
+ * The commands the kernel itself answers or rewrites (KILL, COM_CHANGE_USER, the BEGIN move, …), see
+ * intercepted-commands.ts. `wants` is asked on the hot path with a command's first bytes; `handle` gets
+ * the whole command and returns what the reader should do, or undefined when it is not one of its own.
+ */
+export interface CommandInterceptor {
+  wants(command: number, buf: Buffer, off: number, avail: number, length: number): boolean;
+  handle(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH | undefined;
+}
+
+/** What the pump needs from its session. */
+export interface PumpOwner extends HostedSession {
+  readonly host: SessionHost;
+  readonly client: ClientConnection;
+  readonly state: SessionState;
+  readonly link: BackendLink;
+  readonly interceptor: CommandInterceptor;
+  /** Capabilities the client negotiated with the proxy. */
+  readonly capabilities: number;
+  database: string;
+}
+
+/** A session as the commands the kernel intercepts see it (kill-command.ts, change-user.ts, begin-move.ts). */
+export interface InterceptingSession extends PumpOwner {
+  readonly pump: CommandPump;
+  user: string;
+  authExchange: AuthExchange | null;
+  /** Ends the session because of `err`, telling the client when the protocol state allows it. */
+  fail(err: unknown, seq: number): void;
+}
+
+/**
+ * The packet pump: client bytes go to the backend and backend bytes to the client as the raw chunks
+ * they arrived in, while the command reader and response tracker follow just enough of the protocol to
+ * know when the session is at a safe point. Runs onCommand for tapped command bytes and onResult for
+ * finished responses, and lends the backend socket to proxy-driven exchanges (exclusive()).
+ */
+export class CommandPump implements CommandOwner, ResponseListener, BackendTraffic {
+  /** Client bytes queue here (for the login and proxy-driven exchanges) instead of the pump while set. */
+  clientExclusive = true;
+  readonly clientQueue = new PacketQueue();
+  readonly reader: CommandReader;
+  readonly tracker: ResponseTracker;
+  /** An asynchronous exchange (COM_CHANGE_USER, migration) holds the backend connection. */
+  busy = false;
+  /** A BEGIN is held while the session moves first (begin-move.ts): the paused reader is not a command in flight. */
+  holdingBegin = false;
+  /** Runs once when the next response ends (KILL needs to know whether it was refused). */
+  afterResponse: ((isError: boolean) => void) | null = null;
+  private readonly bookkeeping: CommandBookkeeping;
+  private commandStartedAt = 0;
+  /** Refilled for each onResult call, so tapping it allocates nothing per command. */
+  private resultContext: { -readonly [K in keyof ResultContext]: ResultContext[K] } | null = null;
+
+  constructor(private readonly owner: PumpOwner) {
+    this.reader = new CommandReader(this);
+    this.tracker = new ResponseTracker(this);
+    this.bookkeeping = new CommandBookkeeping(owner.state);
+  }
+
+  /** Null when the backend could be swapped right now, else why not. */
+  unsafeReason(inCommandPhase: boolean): Unsafe {
+    if ((!this.reader.atPacketBoundary && !this.holdingBegin) || this.tracker.midPacket) return 'command-in-flight';
+    return this.owner.state.unsafeReason(this.tracker.pending, this.busy || !inCommandPhase);
+  }
+
+  /** No command is waiting for its response. */
+  get idle(): boolean {
+    return this.tracker.pending === 0;
+  }
+
+  // ---- bytes in both directions --------------------------------------------------------------------
+
+  readonly onClientBytes = (bytes: Buffer): void => {
+    if (this.clientExclusive) {
+      this.clientQueue.push(bytes);
+      return;
+    }
+    // One chunk can become several writes (ranges around an intercepted command): one syscall for all.
+    const socket = this.owner.link.conn?.socket;
+    socket?.cork();
+    this.reader.feed(bytes);
+    socket?.uncork();
+  };
+
+  private readonly onBackendData = (chunk: Buffer): void => {
+    if (!this.owner.client.write(chunk)) this.throttle(this.owner.link.conn!.socket, this.owner.client.socket);
+    this.tracker.scan(chunk);
+  };
+
+  /** Backpressure: stop reading `source` until `sink` drains. */
+  private throttle(source: Duplex, sink: Writable): void {
+    if (source.isPaused()) return;
+    source.pause();
+    sink.once('drain', () => source.resume());
+  }
+
+  forward(bytes: Buffer): void {
+    const conn = this.owner.link.conn;
+    if (!conn) return;
+    if (!conn.socket.write(bytes)) this.throttle(this.owner.client.socket, conn.socket);
+  }
+
+  /** Starts pumping after the login: the client's early bytes (pipelined commands) go first. */
+  start(): void {
+    this.clientExclusive = false;
+    const early = this.clientQueue.drain();
+    if (early.length > 0) this.reader.feed(early);
+  }
+
+  attach(conn: BackendConnection): void {
+    const leftover = conn.channel.detach();
+    conn.socket.on('data', this.onBackendData);
+    conn.socket.on('close', this.onBackendClose);
+    conn.socket.on('error', this.onBackendError);
+    if (leftover.length > 0) this.onBackendData(leftover);
+  }
+
+  detach(conn: BackendConnection): void {
+    conn.socket.off('data', this.onBackendData);
+    conn.socket.off('close', this.onBackendClose);
+    conn.socket.off('error', this.onBackendError);
+  }
+
+  restart(): void {
+    this.tracker.reset();
+    this.tracker.setCapabilities(this.owner.capabilities);
+  }
+
+  /**
+   * Runs a proxy-driven exchange on the backend connection: the pump lets go of the socket, client
+   * bytes queue up for the exchange, and both return to the pump afterwards with nothing lost.
+   */
+  async exclusive<T>(conn: BackendConnection, work: (channel: PacketChannel) => Promise<T>): Promise<T> {
+    this.busy = true;
+    this.clientExclusive = true;
+    conn.socket.off('data', this.onBackendData);
+    const channel = new PacketChannel(conn.socket);
+    try {
+      return await work(channel);
+    } finally {
+      const leftover = channel.detach();
+      this.busy = false;
+      this.clientExclusive = false;
+      if (!conn.closed && this.owner.link.conn === conn) {
+        conn.socket.on('data', this.onBackendData);
+        if (leftover.length > 0) this.onBackendData(leftover);
+      }
+      const early = this.clientQueue.drain();
+      if (early.length > 0) this.reader.feed(early);
+    }
+  }
+
+  // ---- commands (CommandOwner) ---------------------------------------------------------------------
+
+  commandAction(buf: Buffer, off: number, avail: number, length: number): CommandAction {
+    const command = buf[off]!;
+    const owner = this.owner;
+    if (owner.generation.commandTapped[command]) return INTERCEPT;
+    switch (command) {
+      case COM_QUERY:
+        if (owner.interceptor.wants(command, buf, off, avail, length) || this.bookkeeping.needsWholeQuery(buf, off, avail, length)) return INTERCEPT;
+        break;
+      case COM_PING:
+      case COM_PROCESS_KILL:
+      case COM_QUIT:
+      case COM_CHANGE_USER:
+        if (owner.interceptor.wants(command, buf, off, avail, length)) return INTERCEPT;
+        break;
+      case COM_STMT_PREPARE:
+        return INTERCEPT;
+      case COM_STMT_EXECUTE:
+      case COM_STMT_SEND_LONG_DATA:
+      case COM_STMT_CLOSE:
+      case COM_STMT_RESET:
+      case COM_STMT_FETCH:
+        if (command === COM_STMT_EXECUTE && avail >= 5 && owner.state.statements.size > 0 && this.bookkeeping.executeNeedsWholePacket(buf, off, avail)) {
+          return INTERCEPT;
+        }
+        if (owner.state.idsTranslated && avail >= 5) {
+          // Statements were re-prepared on this backend under other ids: rewrite the id in place
+          // (the reader guarantees the first bytes are contiguous in `buf`), after the bookkeeping
+          // has recorded the client's id.
+          this.commandSent(command, buf, off, avail, length);
+          buf.writeUInt32LE(owner.state.backendIdFor(buf.readUInt32LE(off + 1)), off + 1);
+          return FORWARD;
+        }
+        break;
+      case COM_INIT_DB:
+        // A database name longer than the prefix shown here is captured whole, so the session learns it.
+        if (length > avail) return INTERCEPT;
+        break;
+      default:
+        if (owner.interceptor.wants(command, buf, off, avail, length)) return INTERCEPT;
+    }
+    this.commandSent(command, buf, off, avail, length);
+    return FORWARD;
+  }
+
+  /** Bookkeeping for a command about to reach the backend, and the response to expect. */
+  private commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
+    this.bookkeeping.commandSent(command, buf, off, avail, length);
+    if (NO_RESPONSE.has(command)) return;
+    if (this.owner.generation.resultTapped) this.commandStartedAt = performance.now();
+    this.tracker.expect(command);
+  }
+
+  onInterceptedCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
+    const command = payload[0]!;
+    if (this.owner.generation.commandTapped[command]) {
+      const reply = this.runCommandHook(command, payload);
+      if (reply && 'hold' in reply) {
+        void this.awaitHold(reply.hold, payload, seq);
+        return false;
+      }
+      if (reply) return this.answer(reply, seq);
+    }
+    return this.handleCommand(payload, seq);
+  }
+
+  onUploadFinished(): void {
+    // The server's OK/ERR for the upload ends the COM_QUERY; nothing else to do here.
+  }
+
+  /** Sends a plugin's ERR/OK answer instead of forwarding the command. */
+  private answer(reply: Exclude<CommandReply, { hold: unknown }>, seq: number): true {
+    if ('error' in reply) this.replyError(seq, reply.error.code, reply.error.message, reply.error.sqlState);
+    else this.owner.client.writePacket(buildOkPayload(this.owner.state.status, { affectedRows: reply.ok.affectedRows ?? 0, info: reply.ok.info ?? '' }), seq + 1);
+    return true;
+  }
+
+  /** A plugin held the command (queueing): reading from the client waits until it decides. */
+  private async awaitHold(hold: Promise<CommandReply | undefined>, payload: Buffer, seq: number): Promise<void> {
+    // The payload may be a view into a socket chunk; keep our own copy while we wait.
+    const own = Buffer.from(payload);
+    let reply: CommandReply | undefined;
+    try {
+      reply = await hold;
+    } catch (err) {
+      this.owner.logger.warn({ err: (err as Error).message }, 'a plugin hold failed; the command goes through');
+    }
+    if (this.owner.isClosed) return;
+    if (reply && 'hold' in reply) reply = undefined;
+    if (reply) this.answer(reply, seq);
+    else {
+      // No reader to pass bytes on for us after a hold: send the (possibly id-translated) copy ourselves.
+      const verdict = this.handleCommand(own, seq);
+      if (verdict === PASS_THROUGH) this.forward(framePackets(own, seq).packet);
+      else if (!verdict) return;
+    }
+    this.reader.resume();
+  }
+
+  /** The kernel's own handling of an intercepted command; false when it continues asynchronously. */
+  private handleCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
+    const handled = this.owner.interceptor.handle(payload, seq);
+    if (handled !== undefined) return handled;
+    switch (payload[0]) {
+      case COM_STMT_PREPARE:
+        this.owner.state.prepareSent(Buffer.from(payload.subarray(1)));
+        break;
+      case COM_STMT_EXECUTE: {
+        const withTypes = this.bookkeeping.executeWithParamTypes(payload);
+        if (withTypes) {
+          this.forwardCommand(withTypes, seq);
+          return true;
+        }
+        break;
+      }
+    }
+    // Unchanged: bookkeeping (and statement-id translation, in place), then the original bytes go on.
+    this.noteForwarded(payload);
+    return PASS_THROUGH;
+  }
+
+  private runCommandHook(command: number, payload: Buffer): CommandReply | undefined {
+    let sql: string | undefined;
+    const ctx: CommandContext = {
+      session: this.owner, command, payload,
+      get sql() {
+        sql ??= command === COM_QUERY || command === COM_STMT_PREPARE ? payload.toString('utf8', 1) : '';
+        return sql;
+      },
+    };
+    return this.owner.generation.hooks.onCommand.get(command)?.call(ctx);
+  }
+
+  /** Sends a whole command the proxy built or rewrote, with its bookkeeping. */
+  forwardCommand(payload: Buffer, seq: number): void {
+    this.noteForwarded(payload);
+    this.forward(framePackets(payload, seq).packet);
+  }
+
+  /** Bookkeeping for a whole command about to reach the backend, then statement-id translation in place. */
+  private noteForwarded(payload: Buffer): void {
+    const command = payload[0]!;
+    this.commandSent(command, payload, 0, payload.length, payload.length);
+    if (this.owner.state.idsTranslated && STATEMENT_ID_COMMANDS.has(command) && payload.length >= 5) {
+      payload.writeUInt32LE(this.owner.state.backendIdFor(payload.readUInt32LE(1)), 1);
+    }
+  }
+
+  replyError(seq: number, code: number, message: string, sqlState?: string): void {
+    this.owner.client.writePacket(buildErrPayload(code, message, sqlState), (seq + 1) & 0xff);
+  }
+
+  // ---- responses (ResponseListener) ----------------------------------------------------------------
+
+  onResponseComplete(command: number, status: number, isError: boolean): void {
+    const owner = this.owner;
+    owner.state.applyStatus(status);
+    if (this.afterResponse) {
+      const done = this.afterResponse;
+      this.afterResponse = null;
+      done(isError);
+    }
+    const database = this.bookkeeping.responseEnded(command, status, isError);
+    if (database !== null) owner.database = database;
+    const conn = owner.link.conn;
+    if (owner.generation.resultTapped && conn) {
+      const ctx = (this.resultContext ??= { session: owner, command, isError, status, durationMs: 0, backend: conn.backend });
+      ctx.command = command;
+      ctx.isError = isError;
+      ctx.status = status;
+      ctx.durationMs = performance.now() - this.commandStartedAt;
+      ctx.backend = conn.backend;
+      owner.generation.hooks.onResult.call(ctx);
+    }
+    if (this.tracker.pending === 0) owner.host.sessionIdle(owner);
+  }
+
+  onLocalInfileRequest(): void {
+    this.owner.state.localInfile = true;
+    this.reader.uploading = true;
+  }
+
+  onStatementPrepared(statementId: number, params: number, columns: number): void {
+    this.owner.state.prepared(statementId, params, columns);
+  }
+
+  onUnsolicitedPacket(firstByte: number): void {
+    this.owner.logger.debug({ firstByte }, 'backend sent a packet while no command was outstanding');
+  }
+
+  // ---- the backend going away ----------------------------------------------------------------------
+
+  private readonly onBackendClose = (): void => {
+    const owner = this.owner;
+    if (owner.isClosed) return;
+    const addr = owner.link.conn?.backend.addr ?? 'backend';
+    const waiting = this.tracker.pending > 0 && !this.tracker.midPacket;
+    if (owner.killedBy) {
+      // KILL CONNECTION from another session, carried out by the backend: it closes without a word.
+      owner.close({ side: 'client', reason: 'killed', detail: `KILL from session ${owner.killedBy}` },
+        waiting ? new BackendError(ER_CONNECTION_KILLED, 'Connection was killed', '70100') : undefined, this.tracker.nextSeq);
+      return;
+    }
+    if (waiting) {
+      // The client is waiting for a response: give it an error in sequence instead of a bare close.
+      owner.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed during a command` },
+        new BackendError(CR_SERVER_LOST, `Lost connection to backend ${addr} during query`, SQLSTATE_COMMUNICATION), this.tracker.nextSeq);
+      return;
+    }
+    owner.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed the connection` });
+  };
+
+  private readonly onBackendError = (err: Error): void => {
+    this.owner.logger.debug({ err: err.message }, 'backend socket error');
+  };
+}
