@@ -141,9 +141,9 @@ export interface CredentialsContext {
   readonly authExchange: AuthExchange | null;
   /**
    * The backend the session is leaving, held for this migration: strategies that get a login from it
-   * (TiDB's session token) query it here.
+   * (TiDB's session token) query it here. Null for a failover: the old backend is gone.
    */
-  readonly source: BackendSql;
+  readonly source: BackendSql | null;
 }
 
 export interface CommandContext {
@@ -189,6 +189,12 @@ export interface MigrationContext {
   readonly from: BackendInfo;
   readonly to: BackendInfo;
   readonly reason: string;
+  /**
+   * "planned": the session leaves a backend that still holds its state (rebalance, drain, admin).
+   * "failover": its backend died (killed, reset, unreachable) between commands; the session is being
+   * re-established elsewhere from what the proxy saw, without the old backend (source is null).
+   */
+  readonly kind: 'planned' | 'failover';
 }
 
 /** Rows of a query the proxy ran itself; values are UTF-8 text or null. */
@@ -215,8 +221,11 @@ export interface PreparedStatementInfo {
 
 /** What captureState / restoreState taps get: both backends and the session's statements. */
 export interface StateTransferContext extends MigrationContext {
-  /** The backend the session is leaving (still holding the session's state). */
-  readonly source: BackendSql;
+  /**
+   * The backend the session is leaving (still holding the session's state); null for a failover
+   * (kind "failover"): taps restore what the proxy saw (session.tracked) or veto with a reason.
+   */
+  readonly source: BackendSql | null;
   /** The new backend, logged in as the session's user, not yet serving the client. */
   readonly target: BackendSql;
   readonly statements: readonly PreparedStatementInfo[];
@@ -251,6 +260,22 @@ export interface CloseContext {
   readonly side: Side;
   readonly reason: string;
   readonly detail?: string;
+  /**
+   * The client had completed its login (the session reached the command phase) before it closed; a
+   * failure before that is a handshake failure. Absent when the kernel does not say.
+   */
+  readonly loggedIn?: boolean;
+}
+
+/** One health check of a backend finished (published by the health plugin through hooks.healthChecked). */
+export interface HealthCheckContext {
+  readonly backend: BackendInfo;
+  /** The check passed. */
+  readonly ok: boolean;
+  /** How long the check took, in milliseconds (fractional). */
+  readonly durationMs: number;
+  /** What the check saw (an error message when it failed). */
+  readonly detail: string;
 }
 
 export interface LifecycleContext {

@@ -34,12 +34,12 @@ export async function migrateSession(session: Session, request: MigrationRequest
     target = request.to ? resolveTarget(request.to) : await session.link.selectMigrationTarget(from.addr);
   } catch (err) {
     // A selectBackend tap refused ({ refuse }): no acceptable target, the session stays.
-    return outcome({ session, from, to: from, reason: request.reason }, 'failed', err instanceof Error ? err.message : String(err));
+    return outcome({ session, from, to: from, reason: request.reason, kind: 'planned' }, 'failed', err instanceof Error ? err.message : String(err));
   }
   if (!target || target.addr === from.addr) {
-    return outcome({ session, from, to: from, reason: request.reason }, 'failed', 'no other backend available');
+    return outcome({ session, from, to: from, reason: request.reason, kind: 'planned' }, 'failed', 'no other backend available');
   }
-  const ctx: MigrationContext = { session, from, to: target, reason: request.reason };
+  const ctx: MigrationContext = { session, from, to: target, reason: request.reason, kind: 'planned' };
   const veto = await hooks.beforeMigrate.promise(ctx);
   if (veto) return { ...outcome(ctx, 'vetoed', veto.reason), retry: veto.retry };
 

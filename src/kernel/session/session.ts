@@ -225,7 +225,7 @@ export class Session implements InterceptingSession {
       backend: conn?.backend.addr, durationMs: Date.now() - this.createdAt }, 'session closed');
     this.host.releaseGeneration(this.generation);
     this.host.sessionClosed(this, reason);
-    this.generation.hooks.close.promise({ session: this, side: reason.side, reason: reason.reason, ...(reason.detail ? { detail: reason.detail } : {}) })
+    this.generation.hooks.close.promise({ session: this, side: reason.side, reason: reason.reason, loggedIn: wasCommand, ...(reason.detail ? { detail: reason.detail } : {}) })
       .catch(() => {});
   }
 }

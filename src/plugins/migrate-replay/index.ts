@@ -83,6 +83,7 @@ async function captureSqlStatements(source: BackendSql, tracked: ReadonlyMap<str
 
 async function capture(ctx: StateTransferContext, config: ReplayConfig, warnOnce: () => void): Promise<CapturedState> {
   const { source, session } = ctx;
+  if (!source) throw new MigrationVetoError('the old backend is gone and the session state was not captured before', false);
   if (session.tracked.temporaryTables) throw new MigrationVetoError('session created temporary tables, which cannot be moved');
   if (session.tracked.lockTables) throw new MigrationVetoError('session holds LOCK TABLES');
   await checkLocks(source, config, warnOnce);

@@ -1,4 +1,4 @@
-import { definePlugin, protocol, type SessionInfo } from '../../plugin.js';
+import { definePlugin, MigrationVetoError, protocol, type SessionInfo } from '../../plugin.js';
 import schema from '../../../schemas/plugins/migrate-tidb-token.schema.json' with { type: 'json' };
 import { exportSession, restoreSession, type ExportedSession } from './session-states.js';
 import { SigningCertWatch } from './signing-cert-watch.js';
@@ -69,6 +69,8 @@ export default definePlugin<TidbTokenConfig>({
     // SESSION_STATES must run on the old backend anyway.
     hooks.backendCredentials.tapPromise({ name: NAME, stage: -10 }, async ({ session, source }) => {
       if (!isTidb(session.backend, detection)) return undefined;
+      // A TiDB session's token and states come from the server holding it: a dead one cannot give them.
+      if (!source) throw new MigrationVetoError(`TiDB session ${session.id} cannot be re-established: its backend is gone and only it can export the session`, false);
       const states = await exportSession(source);
       exported.set(session, states);
       return { kind: 'token', user: session.user, plugin: protocol.TIDB_SESSION_TOKEN, data: Buffer.from(states.token, 'utf8') };
