@@ -4,9 +4,10 @@
  */
 export { definePlugin } from './kernel/plugins/plugin-definition.js';
 export type {
-  BackendDirectory, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, ServiceRegistry, SessionDirectory, TiproxyPlugin,
-  TiproxyServices,
+  BackendDirectory, BackendTraffic, HookStats, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, PluginHostInfo, ReloadStats,
+  ServiceRegistry, SessionDirectory, TiproxyPlugin, TiproxyServices, WorkerGroup,
 } from './kernel/plugins/plugin-definition.js';
+export type { MetricsService } from './kernel/plugins/metrics-service.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
 export type * from './kernel/hooks/hook-types.js';

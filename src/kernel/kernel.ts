@@ -11,7 +11,9 @@ import { buildGeneration, type Generation, type PluginResolver } from './plugins
 import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
 import type { TiproxyPlugin } from './plugins/plugin-definition.js';
 import type { BackendDirectory, MigrationDirectory, MigrationRequest, SessionDirectory } from './plugins/plugin-definition.js';
-import type { PluginErrorCounts } from './plugins/plugin-isolation.js';
+import type { PluginErrorCounts, PluginHookStatsTable } from './plugins/plugin-isolation.js';
+import { WorkerGroupHost } from './plugins/worker-group.js';
+import { BackendTrafficCounter } from './backend/backend-traffic.js';
 import {
   CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION,
   CLIENT_TRANSACTIONS, DEFAULT_CHARSET_ID,
@@ -79,6 +81,14 @@ export class Kernel implements SessionHost {
   readonly backends: BackendRegistry;
   readonly sessions = new Map<number, Session>();
   readonly pluginErrors: PluginErrorCounts = new Map();
+  /** Calls, errors and time per plugin and hook, over all generations. */
+  readonly hookStats: PluginHookStatsTable = new Map();
+  /** Outcomes of generation rebuilds after the first (reloads, plugin-dir changes). */
+  readonly reloadStats = { succeeded: 0, failed: 0, lastError: null as string | null };
+  /** This process among the workers; src/cli/workers/ gives it a transport to the others. */
+  readonly workerGroup: WorkerGroupHost;
+  /** Values plugins keep across generations (ctx.keep). */
+  private readonly keptByPlugins = new Map<string, unknown>();
   shuttingDown = false;
   /**
    * Sessions asked to move (by the balancer, drains, the admin API), carried out at their next safe
@@ -133,6 +143,7 @@ export class Kernel implements SessionHost {
     this.lastId = this.worker ? ((this.worker.id << WORKER_ID_SHIFT) | WORKER_SEQUENCE_MASK) >>> 0 : 0xffffffff;
     this.nextId = this.firstId;
     this.backends = new BackendRegistry((event) => this.publishBackendEvent(event));
+    this.workerGroup = new WorkerGroupHost(this.worker?.id ?? 0, this.worker?.count ?? 1);
     this.loadTls(options.config);
   }
 
@@ -188,6 +199,14 @@ export class Kernel implements SessionHost {
       migrations: this.migrationDirectory(),
       openBackendSql: (addr, credentials) => this.openBackendSql(addr, credentials),
       errorCounts: this.pluginErrors,
+      hookStats: this.hookStats,
+      pluginHost: {
+        generation: () => this.generation?.id ?? 0,
+        hookStats: () => [...this.hookStats.values()],
+        reloads: () => ({ ...this.reloadStats }),
+      },
+      workers: this.workerGroup,
+      kept: this.keptByPlugins,
     });
   }
 
@@ -201,6 +220,10 @@ export class Kernel implements SessionHost {
       withdraw: (addr) => reg.withdraw(source, addr),
       setHealth: (addr, healthy, reason) => reg.setHealth(addr, healthy, reason),
       setDraining: (addr, draining) => reg.setDraining(addr, draining),
+      traffic: (addr) => {
+        const t = reg.get(addr)?.traffic;
+        return t ? { received: t.received, sent: t.sent } : undefined;
+      },
     };
   }
 
@@ -214,7 +237,7 @@ export class Kernel implements SessionHost {
 
   /** A logged-in connection of the proxy's own to a backend, for plugins (service accounts). */
   async openBackendSql(addr: string, credentials: Exclude<BackendCredentials, { kind: 'relay' }>): Promise<BackendSql & { close(): void }> {
-    const backend = this.backends.get(addr) ?? { ...splitAddr(addr), addr, labels: {}, healthy: true, draining: false, connections: 0, remoteConnections: 0, sources: new Set<string>() };
+    const backend = this.backends.get(addr) ?? { ...splitAddr(addr), addr, labels: {}, healthy: true, draining: false, connections: 0, remoteConnections: 0, sources: new Set<string>(), traffic: new BackendTrafficCounter() };
     const timeoutMs = this.cfg.proxy['backend-connect-timeout'] * 1000;
     const capabilities = SERVICE_CONNECTION_CAPABILITIES;
     const conn = await BackendConnection.dial({
@@ -236,6 +259,7 @@ export class Kernel implements SessionHost {
       request: (sessionId, reason, to) => this.requestMigration(sessionId, reason, to),
       pending: () => [...this.migrationRequests.values()],
       cancel: (sessionId) => this.cancelMigration(sessionId),
+      unmovableReason: (sessionId) => this.unmovableReason(sessionId),
     };
   }
 
@@ -529,7 +553,12 @@ export class Kernel implements SessionHost {
       // Idle sessions adopt the new generation now; busy ones at their next safe point.
       for (const s of [...this.sessions.values()]) this.sessionIdle(s);
     });
-    this.rebuilding = run.catch(() => {});
+    this.rebuilding = run.then(() => {
+      this.reloadStats.succeeded++;
+    }, (err: unknown) => {
+      this.reloadStats.failed++;
+      this.reloadStats.lastError = err instanceof Error ? err.message : String(err);
+    });
     return run;
   }
 
@@ -573,6 +602,8 @@ export class Kernel implements SessionHost {
       const e = err as Error;
       const where = e instanceof PluginCompileError ? { file: e.file, line: e.line, column: e.column, reason: e.reason } : {};
       this.logger.error(where, `plugin directory change rejected, keeping generation ${this.generation.id}: ${e.message}`);
+      this.reloadStats.failed++;
+      this.reloadStats.lastError = e.message;
       return false;
     }
     if (hot.size === this.hotPlugins.size && [...hot].every(([name, p]) => this.hotPlugins.get(name) === p)) {

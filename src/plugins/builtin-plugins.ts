@@ -6,6 +6,7 @@ import discoveryDns from './discovery-dns/index.js';
 import discoveryEtcd from './discovery-etcd/index.js';
 import discoveryStatic from './discovery-static/index.js';
 import health from './health/index.js';
+import metrics from './metrics/index.js';
 import migrateReplay from './migrate-replay/index.js';
 import migrateTidbToken from './migrate-tidb-token/index.js';
 import tlsPolicy from './tls-policy/index.js';
@@ -16,6 +17,7 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [discoveryEtcd.name, discoveryEtcd as TiproxyPlugin<never>],
   [discoveryDns.name, discoveryDns as TiproxyPlugin<never>],
   [health.name, health as TiproxyPlugin<never>],
+  [metrics.name, metrics as TiproxyPlugin<never>],
   [balance.name, balance as TiproxyPlugin<never>],
   [tlsPolicy.name, tlsPolicy as TiproxyPlugin<never>],
   [credentialsNative.name, credentialsNative as TiproxyPlugin<never>],
@@ -25,7 +27,7 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */
-const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy'] as const;
+const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy', 'metrics'] as const;
 
 export function withDefaultPlugins<C extends { plugins: Array<{ name: string; enabled: boolean; required: boolean; config: Record<string, unknown> }> }>(config: C): C {
   for (const name of DEFAULT_PLUGINS) {

@@ -20,6 +20,7 @@ import type { ParsedArguments } from '../arguments.js';
 import { configForReload, watchConfigFile } from '../config-watch.js';
 import { ClusterCounts } from './cluster-counts.js';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
+import { QuestionRelay } from './worker-questions.js';
 import { supportsReusePort } from './worker.js';
 
 /** A worker that fails this many times in a row before it is ready makes the primary give up. */
@@ -80,6 +81,10 @@ export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): voi
     for (const slot of slots) if (slot.id !== except && slot.ready) send(slot, { type: 'remote-counts', counts: counts.othersOf(slot.id) });
   };
   const alive = (): Slot[] => slots.filter((s) => s.worker !== null);
+  const questions = new QuestionRelay((id, message) => {
+    const slot = slots[id - 1];
+    if (slot) send(slot, message);
+  });
 
   const fork = (slot: Slot): void => {
     slot.restartTimer = null;
@@ -102,6 +107,10 @@ export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): voi
     } else if (message.type === 'counts') {
       counts.set(slot.id, message.counts);
       broadcastCounts(slot.id);
+    } else if (message.type === 'ask') {
+      questions.ask(slot.id, message, slots.filter((s) => s.ready).map((s) => s.id));
+    } else if (message.type === 'answer') {
+      questions.answer(slot.id, message);
     } else {
       slot.ready = true;
       slot.everReady = true;
@@ -120,6 +129,7 @@ export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): voi
     slot.worker = null;
     slot.ready = false;
     if (counts.delete(slot.id)) broadcastCounts();
+    questions.workerGone(slot.id);
     if (stopping) {
       if (code !== 0 && !unreadyAtStop.has(slot.id)) exitCode = 1;
       if (alive().length === 0) finish();

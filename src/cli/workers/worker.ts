@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Kernel, WorkerSlot } from '../../kernel/kernel.js';
 import { startCountReporter } from './cluster-counts.js';
 import { isPrimaryMessage, type WorkerMessage } from './messages.js';
+import { WorkerQuestions } from './worker-questions.js';
 
 /**
  * SO_REUSEPORT listeners (`reusePort`) exist from Node 22.12 / 23.1; each worker then binds its own
@@ -61,10 +62,13 @@ export function runWorker(kernel: Kernel, addr: string, logger: Logger, reload: 
     });
   };
   const reporter = startCountReporter(kernel, (counts) => send({ type: 'counts', counts }));
+  const questions = new WorkerQuestions(kernel.workerGroup, (message) => send(message));
   process.on('message', (message: unknown) => {
     if (!isPrimaryMessage(message)) return;
     if (message.type === 'shutdown') stop('primary', false);
     else if (message.type === 'reload') reload(message.why);
+    else if (message.type === 'question') questions.onQuestion(message);
+    else if (message.type === 'answers') questions.onAnswers(message);
     else kernel.backends.setRemoteConnections(new Map(Object.entries(message.counts)));
   });
   // The primary is gone (killed): nobody will restart or stop us; leave like a shutdown, not as an orphan.

@@ -1,4 +1,5 @@
 import type { BackendEvent, BackendInfo } from '../hooks/hook-types.js';
+import { BackendTrafficCounter } from './backend-traffic.js';
 
 /** Mutable record behind a BackendInfo; only the registry and sessions change it. */
 export interface BackendRecord extends BackendInfo {
@@ -17,6 +18,8 @@ export interface BackendRecord extends BackendInfo {
   serverVersion?: string;
   /** Discovery sources that currently report this backend; it is removed when none does. */
   sources: Set<string>;
+  /** Bytes to and from the backend over this process's connections to it. */
+  readonly traffic: BackendTrafficCounter;
 }
 
 export interface BackendAnnouncement {
@@ -72,7 +75,7 @@ export class BackendRegistry {
     const record: BackendRecord = {
       addr: a.addr, host, port, labels: { ...(a.labels ?? {}) }, healthy: true, draining: false,
       connections: remote, remoteConnections: remote,
-      sources: new Set([source]),
+      sources: new Set([source]), traffic: new BackendTrafficCounter(),
       ...(a.statusPort !== undefined ? { statusPort: a.statusPort } : {}),
     };
     this.records.set(a.addr, record);

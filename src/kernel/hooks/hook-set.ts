@@ -4,7 +4,7 @@ import {
 } from 'tapable';
 import type {
   AuthChallengeContext, BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
-  CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, LifecycleContext, MigrationContext,
+  CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, HealthCheckContext, LifecycleContext, MigrationContext,
   MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal, StateTransferContext,
 } from './hook-types.js';
 
@@ -61,6 +61,11 @@ export function createHookSet() {
     afterMigrate: new SyncHook<[MigrationOutcome]>(['outcome']),
     /** A backend was added, removed, changed health, drain state or labels. fail-open. */
     backendEvent: new SyncHook<[BackendEvent]>(['event']),
+    /**
+     * A health check of a backend finished, whatever its outcome (health changes themselves are
+     * backendEvents). Called by the health plugin, tapped by observers (metrics). fail-open.
+     */
+    healthChecked: new SyncHook<[HealthCheckContext]>(['ctx']),
     /** A session ended, with who caused it and why. fail-open. */
     close: new AsyncParallelHook<[CloseContext]>(['ctx']),
     lifecycle: Object.freeze({
@@ -94,6 +99,7 @@ export const HOOK_FAILURE_POLICY: Readonly<Record<string, 'fail-open' | 'fail-cl
   restoreState: 'fail-closed',
   afterMigrate: 'fail-open',
   backendEvent: 'fail-open',
+  healthChecked: 'fail-open',
   close: 'fail-open',
   'lifecycle.init': 'fail-closed',
   'lifecycle.ready': 'fail-open',

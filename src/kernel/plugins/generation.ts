@@ -3,8 +3,11 @@ import type { Logger } from 'pino';
 import { ConfigError, configErrorFromAjv } from '../config/config-error.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import { createHookSet, type HookSet } from '../hooks/hook-set.js';
-import type { BackendDirectory, MigrationDirectory, PluginContext, ServiceRegistry, SessionDirectory, TiproxyPlugin } from './plugin-definition.js';
-import { isolateHooks, type PluginErrorCounts } from './plugin-isolation.js';
+import type {
+  BackendDirectory, MigrationDirectory, PluginContext, PluginHostInfo, ServiceRegistry, SessionDirectory, TiproxyPlugin,
+} from './plugin-definition.js';
+import { isolateHooks, type PluginErrorCounts, type PluginHookStatsTable } from './plugin-isolation.js';
+import { WorkerGroupHost } from './worker-group.js';
 
 /** What the kernel lends each generation's plugins. */
 export interface GenerationServices {
@@ -14,7 +17,17 @@ export interface GenerationServices {
   migrations: MigrationDirectory;
   openBackendSql: PluginContext<never>['openBackendSql'];
   errorCounts: PluginErrorCounts;
+  /** Calls, errors and time per plugin and hook (kept across generations). */
+  hookStats?: PluginHookStatsTable;
+  /** What plugins see of the plugin host (generation, statistics, reloads). */
+  pluginHost?: PluginHostInfo;
+  /** The worker processes; a lone process by default. */
+  workers?: WorkerGroupHost;
+  /** Values plugins keep across generations (ctx.keep), by "<plugin>/<key>". */
+  kept?: Map<string, unknown>;
 }
+
+const NO_PLUGIN_HOST: PluginHostInfo = { generation: () => 0, hookStats: () => [], reloads: () => ({ succeeded: 0, failed: 0, lastError: null }) };
 
 /** Resolves a plugin name from config to its definition (built-in, contrib, or hot-loaded). */
 export type PluginResolver = (name: string) => TiproxyPlugin<never> | undefined;
@@ -113,7 +126,9 @@ export async function buildGeneration(
     return { entry, index, plugin, config: deepFreeze(validatePluginConfig(plugin, index, entry.config)) };
   });
   const hooks = createHookSet();
-  isolateHooks(hooks, services.logger, services.errorCounts);
+  isolateHooks(hooks, services.logger, services.errorCounts, services.hookStats);
+  const workers = services.workers ?? new WorkerGroupHost(0, 1);
+  const kept = services.kept ?? new Map<string, unknown>();
   const generation = new Generation(id, hooks, config);
   for (const { entry, plugin, config: pluginConfig } of resolved) {
     const logger = services.logger.child({ plugin: plugin.name });
@@ -121,6 +136,13 @@ export async function buildGeneration(
       hooks, config: pluginConfig as never, proxyConfig: config, backends: services.backendsFor(plugin.name),
       sessions: services.sessions, migrations: services.migrations, services: generation.servicesFor(plugin.name), openBackendSql: services.openBackendSql, logger, onDispose: (fn) => generation.addDisposer(fn),
       superseded: () => generation.superseded,
+      plugins: services.pluginHost ?? NO_PLUGIN_HOST,
+      workers: workers.forPlugin((fn) => generation.addDisposer(fn)),
+      keep<T>(key: string, create: () => T): T {
+        const k = `${plugin.name}/${key}`;
+        if (!kept.has(k)) kept.set(k, create());
+        return kept.get(k) as T;
+      },
     };
     const tapsBefore = snapshotTaps(hooks);
     try {

@@ -14,6 +14,16 @@ export interface BackendDirectory {
   withdraw(addr: string): void;
   setHealth(addr: string, healthy: boolean, reason: string): void;
   setDraining(addr: string, draining: boolean): void;
+  /** Bytes on the wire between this process and the backend (its sessions, migrations, service connections). */
+  traffic(addr: string): BackendTraffic | undefined;
+}
+
+/** Counted per backend connection from its socket's own counters when it closes, plus the open ones. */
+export interface BackendTraffic {
+  /** Bytes read from the backend. */
+  readonly received: number;
+  /** Bytes written to the backend. */
+  readonly sent: number;
 }
 
 export interface SessionDirectory {
@@ -42,6 +52,56 @@ export interface MigrationDirectory {
   pending(): readonly MigrationRequest[];
   /** Withdraws a request not yet started; false if there was none (or it is running now). */
   cancel(sessionId: number): boolean;
+  /** Why the session cannot be moved at all until something changes (a veto with retry: false), or null. */
+  unmovableReason(sessionId: number): string | null;
+}
+
+/** Calls, failures and time of one plugin's taps on one hook, over every generation since start. */
+export interface HookStats {
+  readonly plugin: string;
+  /** Hook name; lifecycle hooks as "lifecycle.init" etc. */
+  readonly hook: string;
+  readonly calls: number;
+  readonly errors: number;
+  /** Time spent in the taps (for async taps: until they settled), in seconds. */
+  readonly seconds: number;
+}
+
+/** Outcomes of generation rebuilds (config reloads, plugin-dir changes) since start. */
+export interface ReloadStats {
+  readonly succeeded: number;
+  readonly failed: number;
+  /** Why the last failed one failed (config error, apply failure, hot plugin compile error), or null. */
+  readonly lastError: string | null;
+}
+
+/** The plugin host as plugins may observe it (metrics, the admin API). */
+export interface PluginHostInfo {
+  /** Id of the generation new sessions get. */
+  generation(): number;
+  hookStats(): readonly HookStats[];
+  reloads(): ReloadStats;
+}
+
+/**
+ * The processes serving sessions. With proxy.workers > 1 each worker runs its own plugins; a plugin
+ * that must answer for the whole proxy (a metrics scrape, a session list) asks every worker.
+ */
+export interface WorkerGroup {
+  /** This process: 1..count, or 0 in a single-process proxy. */
+  readonly id: number;
+  /** Processes serving sessions (1 in a single-process proxy). */
+  readonly count: number;
+  /**
+   * Answers `topic` when any worker (this one included) asks all of them. The newest generation's
+   * answer replaces older ones; answers cross processes, so they must be plain JSON values.
+   */
+  answer(topic: string, fn: () => unknown): void;
+  /**
+   * Every worker's answer to `topic` (this one's included; in a single process, just this one's).
+   * Workers that do not answer within `timeoutMs` (default 5000) or have no answer are left out.
+   */
+  askAll(topic: string, timeoutMs?: number): Promise<unknown[]>;
 }
 
 /**
@@ -72,6 +132,15 @@ export interface PluginContext<C> {
   readonly migrations: MigrationDirectory;
   /** Services of this generation's plugins (the metrics registry, …). */
   readonly services: ServiceRegistry;
+  /** Generation, per-hook statistics and reload outcomes of the plugin host. */
+  readonly plugins: PluginHostInfo;
+  /** The worker processes of this proxy (one, unless proxy.workers > 1). */
+  readonly workers: WorkerGroup;
+  /**
+   * A value this plugin keeps across generations of the same proxy (counters that must survive a
+   * reload): `create` runs on the first call for `key`, later generations get the same object.
+   */
+  keep<T>(key: string, create: () => T): T;
   /**
    * A connection of the plugin's own to a backend (service accounts: reading password hashes, TiDB's
    * config). Close it when done.

@@ -7,6 +7,18 @@ import { MigrationVetoError } from '../errors.js';
 /** Per plugin and hook: how many times a tap threw. */
 export type PluginErrorCounts = Map<string, number>;
 
+/** Calls, failures and time of one plugin's taps on one hook; kept by the kernel across generations. */
+export interface TapStats {
+  readonly plugin: string;
+  readonly hook: string;
+  calls: number;
+  errors: number;
+  seconds: number;
+}
+
+/** TapStats by "<plugin>/<hook>". */
+export type PluginHookStatsTable = Map<string, TapStats>;
+
 interface TapInfo {
   type: 'sync' | 'async' | 'promise';
   name: string;
@@ -31,13 +43,20 @@ const VETO_HOOKS = new Set(['backendCredentials', 'captureState', 'restoreState'
  * and counted per plugin and hook, then the hook's failure policy (HOOK_FAILURE_POLICY) decides what
  * the tap "returned". Installed once per hook set, before any plugin taps.
  */
-export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginErrorCounts): void {
+export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginErrorCounts, stats: PluginHookStatsTable = new Map()): void {
+  const statsOf = (plugin: string, hook: string): TapStats => {
+    const key = `${plugin}/${hook}`;
+    let s = stats.get(key);
+    if (!s) stats.set(key, (s = { plugin, hook, calls: 0, errors: 0, seconds: 0 }));
+    return s;
+  };
   const wrap = (hookName: string, hook: Interceptable): void => {
     const policy = HOOK_FAILURE_POLICY[hookName] ?? 'fail-open';
     const failure = (tap: string, err: unknown, args: unknown[]): unknown => {
       if (err instanceof MigrationVetoError && VETO_HOOKS.has(hookName)) throw err;
       const key = `${tap}/${hookName}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
+      statsOf(tap, hookName).errors++;
       const message = err instanceof Error ? err.message : String(err);
       logger.error({ plugin: tap, hook: hookName, err }, `plugin ${tap} failed in ${hookName}: ${message}`);
       if (RETHROW_HOOKS.has(hookName)) throw err instanceof Error ? err : new Error(message);
@@ -50,19 +69,37 @@ export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginError
     hook.intercept({
       register(tap: TapInfo): TapInfo {
         const fn = tap.fn;
+        // Looked up once per tap, so a call only adds to numbers (onResult is on the hot path).
+        const stat = statsOf(tap.name, hookName);
         if (tap.type === 'sync') {
           tap.fn = (...args: unknown[]) => {
+            const started = performance.now();
             try {
               return fn(...args);
             } catch (err) {
               return failure(tap.name, err, args);
+            } finally {
+              stat.calls++;
+              stat.seconds += (performance.now() - started) / 1000;
             }
           };
         } else if (tap.type === 'promise') {
           tap.fn = (...args: unknown[]) => {
+            const started = performance.now();
+            const settled = (): void => {
+              stat.calls++;
+              stat.seconds += (performance.now() - started) / 1000;
+            };
             try {
-              return Promise.resolve(fn(...args)).catch((err: unknown) => failure(tap.name, err, args));
+              return Promise.resolve(fn(...args)).then((result) => {
+                settled();
+                return result;
+              }, (err: unknown) => {
+                settled();
+                return failure(tap.name, err, args);
+              });
             } catch (err) {
+              settled();
               return Promise.resolve().then(() => failure(tap.name, err, args));
             }
           };
@@ -70,8 +107,11 @@ export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginError
           tap.fn = (...args: unknown[]) => {
             const callback = args[args.length - 1] as (err: unknown, result?: unknown) => void;
             const rest = args.slice(0, -1);
+            const started = performance.now();
+            stat.calls++;
             try {
               fn(...rest, (err: unknown, result?: unknown) => {
+                stat.seconds += (performance.now() - started) / 1000;
                 if (err) {
                   try {
                     callback(null, failure(tap.name, err, rest));

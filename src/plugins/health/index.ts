@@ -65,6 +65,7 @@ export default definePlugin<HealthConfig>({
       state.inFlight = true;
       try {
         const timeoutMs = config.timeout * 1000;
+        const started = performance.now();
         const [sql, status] = await Promise.all([
           probeSqlPort(backend.host, backend.port, timeoutMs, proxyConfig.proxy['backend-proxy-protocol'] === 'v2'),
           config['status-port'] && backend.statusPort !== undefined ? probeStatusPort(backend.host, backend.statusPort, timeoutMs) : undefined,
@@ -74,6 +75,7 @@ export default definePlugin<HealthConfig>({
         if (!current) return;
         if (status && status.state !== 'failed') setCause(current, 'status-port', status.state === 'draining');
         const failure = !sql.ok ? sql.detail : status?.state === 'failed' ? status.detail : undefined;
+        hooks.healthChecked.call({ backend: current, ok: failure === undefined, durationMs: performance.now() - started, detail: failure ?? sql.detail });
         if (failure === undefined) {
           state.failures = 0;
           if (!current.healthy) backends.setHealth(current.addr, true, `check passed (${sql.detail})`);

@@ -213,9 +213,9 @@ describe('plugin config validation across generations', () => {
     });
     const services: GenerationServices = {
       logger: pino({ level: 'silent' }),
-      backendsFor: () => ({ list: () => [], get: () => undefined, replace() {}, announce() {}, withdraw() {}, setHealth() {}, setDraining() {} }),
+      backendsFor: () => ({ list: () => [], get: () => undefined, replace() {}, announce() {}, withdraw() {}, setHealth() {}, setDraining() {}, traffic: () => undefined }),
       sessions: { list: () => [], get: () => undefined, count: () => 0 },
-      migrations: { request: () => false, pending: () => [], cancel: () => false },
+      migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null },
       openBackendSql: () => { throw new Error('unused'); },
       errorCounts: new Map(),
     };

@@ -15,9 +15,9 @@ function services(): GenerationServices {
   };
   return {
     logger: pino({ level: 'silent' }),
-    backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none }),
+    backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
     sessions: { list: () => [], get: () => undefined, count: () => 0 },
-    migrations: { request: () => false, pending: () => [], cancel: () => false },
+    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null },
     openBackendSql: none,
     errorCounts: new Map(),
   };

@@ -42,6 +42,7 @@ function world(spec: Record<string, { sessions: number; patch?: Partial<BackendI
     },
     pending: () => [...requests.values()],
     cancel: (sessionId) => requests.delete(sessionId),
+    unmovableReason: () => null,
   };
   const logs: unknown[] = [];
   const logger = { info: (...a: unknown[]) => logs.push(a), debug: () => {}, warn: () => {}, error: () => {} } as never;
