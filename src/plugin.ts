@@ -9,6 +9,10 @@ export type {
 } from './kernel/plugins/plugin-definition.js';
 export type { MetricsService } from './kernel/plugins/metrics-service.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
+export type {
+  GenerationSummary, HttpHandler, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts,
+} from './kernel/plugins/proxy-control.js';
+export { ConfigError } from './kernel/config/config-error.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
 export type * from './kernel/hooks/hook-types.js';
 export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';

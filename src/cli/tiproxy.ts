@@ -5,6 +5,7 @@ import { applyOverrides, defaultConfig, freezeConfig, loadConfigFile } from '../
 import type { FrozenConfig, ProxyConfig } from '../kernel/config/proxy-config.js';
 import { Kernel, parseListenAddr, type WorkerSlot } from '../kernel/kernel.js';
 import { createLogger } from '../kernel/logger.js';
+import { ApiListenError } from '../kernel/net/http-listener.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   try {
     bound = await kernel.listen();
   } catch (err) {
+    if (err instanceof ApiListenError) return fail(err.message);
     const e = err as NodeJS.ErrnoException;
     return fail(`cannot listen on ${config.proxy.addr}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
   }

@@ -3,7 +3,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { BackendRegistry, splitAddr, type BackendRecord } from './backend/backend-registry.js';
-import type { FrozenConfig } from './config/proxy-config.js';
+import type { FrozenConfig, ProxyConfig } from './config/proxy-config.js';
+import { buildConfig, freezeConfig } from './config/config-loader.js';
+import { mergeConfigPatch } from './config/config-patch.js';
+import { HttpListener } from './net/http-listener.js';
+import type { GenerationSummary, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts } from './plugins/proxy-control.js';
 import type { CloseReason } from './errors.js';
 import type { BackendCredentials, BackendEvent, BackendSql } from './hooks/hook-types.js';
 import { ContentWatch } from './content-watch.js';
@@ -89,7 +93,10 @@ export class Kernel implements SessionHost {
   readonly workerGroup: WorkerGroupHost;
   /** Values plugins keep across generations (ctx.keep). */
   private readonly keptByPlugins = new Map<string, unknown>();
+  /** Set once the SQL listener closes on shutdown (after the graceful wait): sessions then end at safe points. */
   shuttingDown = false;
+  /** Where shutdown is: the admin API reports unhealthy from "graceful-wait" on. */
+  phase: ProxyPhase = 'running';
   /**
    * Sessions asked to move (by the balancer, drains, the admin API), carried out at their next safe
    * point by the migration mechanism; counted per reason.
@@ -133,6 +140,11 @@ export class Kernel implements SessionHost {
   private pluginDirWatch: ContentWatch | null = null;
   /** Serialises generation builds (reloads, plugin-dir changes). */
   private rebuilding: Promise<unknown> = Promise.resolve();
+  /** The HTTP API port (api.addr), answered by the current generation's handler (the admin-api plugin). */
+  private readonly http: HttpListener;
+  private compileFailure: PluginCompileFailure | null = null;
+  /** ctx.proxy.shared(): values that outlive generations. */
+  private readonly sharedValues = new Map<string, unknown>();
 
   constructor(options: KernelOptions) {
     this.cfg = options.config;
@@ -144,6 +156,7 @@ export class Kernel implements SessionHost {
     this.nextId = this.firstId;
     this.backends = new BackendRegistry((event) => this.publishBackendEvent(event));
     this.workerGroup = new WorkerGroupHost(this.worker?.id ?? 0, this.worker?.count ?? 1);
+    this.http = new HttpListener(this.logger, () => this.generation?.httpHandler ?? null);
     this.loadTls(options.config);
   }
 
@@ -207,7 +220,67 @@ export class Kernel implements SessionHost {
       },
       workers: this.workerGroup,
       kept: this.keptByPlugins,
+      proxyFor: (generation) => this.proxyControl(generation),
     });
+  }
+
+  /** ctx.proxy for one generation's plugins (see ProxyControl). */
+  private proxyControl(generation: Generation): ProxyControl {
+    return {
+      config: () => this.cfg,
+      applyConfig: (patch) => this.applyConfigPatch(patch),
+      reloadPlugins: () => this.rebuildPlugins(),
+      generation: () => this.generationSummary(),
+      pluginErrors: () => this.pluginErrors,
+      pluginCompileFailure: () => this.compileFailure,
+      phase: () => this.phase,
+      sessionFacts: (id) => this.sessionFacts(id),
+      runningMigrations: () => [...this.migrating],
+      closeSession: (id, reason) => {
+        const session = this.sessions.get(id);
+        if (!session) return false;
+        session.close({ side: 'proxy', reason: 'admin-kill', detail: reason });
+        return true;
+      },
+      serveHttp: (handler) => {
+        generation.httpHandler = handler;
+      },
+      httpAddress: () => this.http.address(),
+      shared: <T>(key: string, create: () => T): T => {
+        if (!this.sharedValues.has(key)) this.sharedValues.set(key, create());
+        return this.sharedValues.get(key) as T;
+      },
+    };
+  }
+
+  private generationSummary(): GenerationSummary {
+    const g = this.generation;
+    let older = 0;
+    for (const s of this.sessions.values()) if (s.generation !== g) older++;
+    return { id: g.id, plugins: g.applied.map((name) => ({ name, version: g.versions.get(name) ?? '' })), sessionsOnOlder: older, createdAt: g.createdAt };
+  }
+
+  private sessionFacts(id: number): SessionControlFacts | undefined {
+    const session = this.sessions.get(id);
+    if (!session) return undefined;
+    const unsafe = session.unsafeReason();
+    const migration = this.migrating.has(id) ? 'running' : this.migrationRequests.has(id) ? 'pending' : null;
+    return { generation: session.generation.id, notMovable: this.unmovable.get(id) ?? (unsafe === null ? null : String(unsafe)), migration };
+  }
+
+  /** The admin API's config change: merged into the running config, validated, applied as a generation. */
+  private async applyConfigPatch(patch: unknown): Promise<GenerationSummary> {
+    const next = freezeConfig(buildConfig(mergeConfigPatch(this.cfg, patch) as unknown as ProxyConfig));
+    await this.reload(next);
+    this.logger.level = next.log.level;
+    return this.generationSummary();
+  }
+
+  /** Recompiles the plugin directory (if any) and rebuilds; throws what went wrong, keeping the running generation. */
+  private async rebuildPlugins(): Promise<GenerationSummary> {
+    const dir = this.cfg['plugin-dir'];
+    await this.reload(this.cfg, dir ? await this.compilePluginDir(dir) : this.hotPlugins);
+    return this.generationSummary();
   }
 
   private backendDirectory(source: string): BackendDirectory {
@@ -497,11 +570,27 @@ export class Kernel implements SessionHost {
     const bound = server.address();
     const result = typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : { host, port };
     this.logger.info({ addr: `${result.host}:${result.port}` }, 'listening for MySQL clients');
+    if (this.generation.httpHandler) {
+      try {
+        await this.listenHttp();
+      } catch (err) {
+        server.close();
+        this.server = null;
+        throw err;
+      }
+    }
     // Sessions that stay idle never reach sessionIdle again: retry their pending migrations periodically.
     this.migrationTimer = setInterval(() => this.scheduleMigrations(), 1000);
     this.migrationTimer.unref();
     await this.generation.hooks.lifecycle.ready.promise({ config: this.cfg });
     return result;
+  }
+
+  /** Opens the API port (api.addr); throws ApiListenError. Not reloadable: a changed address needs a restart. */
+  private listenHttp(): Promise<{ host: string; port: number }> {
+    const addr = this.cfg.api.addr;
+    const { host, port } = parseListenAddr(addr);
+    return this.http.listen(addr, host, port, this.cfg.api.tls);
   }
 
   private accept(socket: Socket): void {
@@ -548,6 +637,9 @@ export class Kernel implements SessionHost {
       this.retired.add(previous);
       this.releaseGeneration(previous);
       for (const event of missed) next.hooks.backendEvent.call(event);
+      if (next.httpHandler && !this.http.listening && this.server && this.phase === 'running') {
+        this.listenHttp().catch((err: Error) => this.logger.error(err.message));
+      }
       await next.hooks.lifecycle.reload.promise({ config });
       this.logger.info({ generation: next.id, plugins: next.applied }, 'plugins and configuration applied');
       // Idle sessions adopt the new generation now; busy ones at their next safe point.
@@ -564,6 +656,20 @@ export class Kernel implements SessionHost {
 
   /** Compiles every plugin in `dir`; throws PluginCompileError (file, line, reason) on the first failure. */
   private async compilePluginDir(dir: string): Promise<Map<string, TiproxyPlugin<never>>> {
+    try {
+      const out = await this.compilePluginSources(dir);
+      this.compileFailure = null;
+      return out;
+    } catch (err) {
+      const e = err as Error;
+      this.compileFailure = e instanceof PluginCompileError
+        ? { message: e.message, file: e.file, line: e.line, column: e.column, at: Date.now() }
+        : { message: e.message, at: Date.now() };
+      throw err;
+    }
+  }
+
+  private async compilePluginSources(dir: string): Promise<Map<string, TiproxyPlugin<never>>> {
     const out = new Map<string, TiproxyPlugin<never>>();
     for (const source of listPluginSources(dir)) {
       const plugin = await this.compiler.load(source);
@@ -632,11 +738,15 @@ export class Kernel implements SessionHost {
    * transaction, and close whatever is left after graceful-close-conn-timeout.
    */
   async shutdown(): Promise<void> {
-    if (this.shuttingDown) return;
-    this.shuttingDown = true;
+    if (this.phase !== 'running') return;
+    // TiProxy's order: first only the health endpoint turns unhealthy (load balancers stop sending
+    // clients) while SQL is served as before, then the listener closes.
+    this.phase = 'graceful-wait';
     const wait = this.cfg.proxy['graceful-wait-before-shutdown'];
     this.logger.info({ sessions: this.sessions.size, gracefulWait: wait }, 'shutting down');
     if (wait > 0) await sleep(wait * 1000);
+    this.phase = 'closing';
+    this.shuttingDown = true;
     // close() stops accepting at once; its callback would wait for every open connection (the sessions
     // closed below), so it must not be awaited here.
     this.server?.close();
@@ -651,6 +761,8 @@ export class Kernel implements SessionHost {
     this.pluginDirWatch?.close();
     if (this.migrationTimer) clearInterval(this.migrationTimer);
     await this.generation.hooks.lifecycle.shutdown.promise({ config: this.cfg });
+    // The API port closes last, so health keeps answering 502 while sessions end.
+    await this.http.close();
     this.releaseGeneration(this.generation);
     await this.generation.dispose(this.logger);
     this.logger.info('shutdown complete');

@@ -1,4 +1,5 @@
 import type { TiproxyPlugin } from '../plugin.js';
+import adminApi from './admin-api/index.js';
 import balance from './balance/index.js';
 import credentialsCleartext from './credentials-cleartext/index.js';
 import credentialsNative from './credentials-native/index.js';
@@ -24,10 +25,11 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [credentialsCleartext.name, credentialsCleartext as TiproxyPlugin<never>],
   [migrateReplay.name, migrateReplay as TiproxyPlugin<never>],
   [migrateTidbToken.name, migrateTidbToken as TiproxyPlugin<never>],
+  [adminApi.name, adminApi as TiproxyPlugin<never>],
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */
-const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy', 'metrics'] as const;
+const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy', 'metrics', 'admin-api'] as const;
 
 export function withDefaultPlugins<C extends { plugins: Array<{ name: string; enabled: boolean; required: boolean; config: Record<string, unknown> }> }>(config: C): C {
   for (const name of DEFAULT_PLUGINS) {

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { applyOverrides, buildConfig, freezeConfig } from '../../src/kernel/config/config-loader.js';
 import type { FrozenConfig, ProxyConfig } from '../../src/kernel/config/proxy-config.js';
-import { Kernel } from '../../src/kernel/kernel.js';
+import { Kernel, parseListenAddr } from '../../src/kernel/kernel.js';
 import type { TiproxyPlugin } from '../../src/plugin.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../../src/plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
@@ -24,6 +24,8 @@ export interface LogLine {
 export interface TestProxy {
   readonly host: '127.0.0.1';
   readonly port: number;
+  /** Port of the HTTP API (admin-api plugin), on 127.0.0.1 unless the test's config says otherwise. */
+  readonly apiPort: number;
   readonly kernel: Kernel;
   /** Every log line so far, parsed. */
   readonly logs: LogLine[];
@@ -70,7 +72,8 @@ export function reloadPlugin(proxy: TestProxy, name: string, config: Record<stri
 /** In-process proxy on a free 127.0.0.1 port. */
 export async function startProxy(opts: TestProxyOptions): Promise<TestProxy> {
   const port = await freePort();
-  const raw = merge({ proxy: { addr: `127.0.0.1:${port}` }, log: { level: opts.logLevel ?? 'debug', format: 'json' } }, opts.config ?? {});
+  const apiPort = await freePort();
+  const raw = merge({ proxy: { addr: `127.0.0.1:${port}` }, api: { addr: `127.0.0.1:${apiPort}` }, log: { level: opts.logLevel ?? 'debug', format: 'json' } }, opts.config ?? {});
   const config = freezeConfig(withDefaultPlugins(applyOverrides(buildConfig(raw) as ProxyConfig, opts.backends ? { backends: opts.backends } : {})));
   const logs: LogLine[] = [];
   const sink = new Writable({
@@ -84,12 +87,15 @@ export async function startProxy(opts: TestProxyOptions): Promise<TestProxy> {
   const kernel = new Kernel({ config, logger, resolvePlugin: (name) => extra.get(name) ?? BUILTIN_PLUGINS.get(name) ?? CONTRIB_PLUGINS.get(name) });
   await kernel.init();
   await kernel.listen();
-  return { host: '127.0.0.1', port, kernel, logs, stop: () => kernel.shutdown() };
+  const api = parseListenAddr(config.api.addr);
+  return { host: '127.0.0.1', port, apiPort: api.port, kernel, logs, stop: () => kernel.shutdown() };
 }
 
 export interface ProxyProcess {
   readonly host: '127.0.0.1';
   readonly port: number;
+  /** Port of the HTTP API (`--api-addr 127.0.0.1:<free>` unless `opts.apiPort` or the args say otherwise). */
+  readonly apiPort: number;
   readonly child: ChildProcess;
   /** stdout+stderr so far. */
   output(): string;
@@ -97,9 +103,12 @@ export interface ProxyProcess {
 }
 
 /** The real CLI (`bin/tiproxy`, needs `npm run build`) as a child process; resolves once it listens. */
-export async function startProxyProcess(args: string[], opts: { port?: number; expectListening?: boolean } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(args: string[], opts: { port?: number; apiPort?: number; expectListening?: boolean } = {}): Promise<ProxyProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawnTracked(process.execPath, [`${repoRoot}/bin/tiproxy`, '--addr', `127.0.0.1:${port}`, '--log-format', 'json', ...args], {
+  // Every proxy gets its own API port: the default 0.0.0.0:3080 would collide between tests.
+  const apiPort = opts.apiPort ?? (await freePort());
+  const apiArgs = args.includes('--api-addr') ? [] : ['--api-addr', `127.0.0.1:${apiPort}`];
+  const child = spawnTracked(process.execPath, [`${repoRoot}/bin/tiproxy`, '--addr', `127.0.0.1:${port}`, ...apiArgs, '--log-format', 'json', ...args], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -119,14 +128,15 @@ export async function startProxyProcess(args: string[], opts: { port?: number; e
     }
   }
   return {
-    host: '127.0.0.1', port, child, output: () => out,
+    host: '127.0.0.1', port, apiPort, child, output: () => out,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null) await stopProcess(child, { signal, timeoutMs: 20_000 });
     },
   };
 }
 
-function accepts(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host: '127.0.0.1', port }, () => {
       s.destroy();

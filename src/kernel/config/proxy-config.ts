@@ -64,6 +64,12 @@ export interface ProxyConfig {
   };
   api: {
     addr: string;
+    /** Bearer token for mutating API requests ("" = none; see token-file). */
+    token: string;
+    /** File holding the token, read on start and reload ("" = none). */
+    'token-file': string;
+    /** HTTPS for the API port. */
+    tls?: { cert: string; key: string };
   };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

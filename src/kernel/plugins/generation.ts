@@ -6,6 +6,7 @@ import { createHookSet, type HookSet } from '../hooks/hook-set.js';
 import type {
   BackendDirectory, MigrationDirectory, PluginContext, PluginHostInfo, ServiceRegistry, SessionDirectory, TiproxyPlugin,
 } from './plugin-definition.js';
+import type { HttpHandler, ProxyControl } from './proxy-control.js';
 import { isolateHooks, type PluginErrorCounts, type PluginHookStatsTable } from './plugin-isolation.js';
 import { WorkerGroupHost } from './worker-group.js';
 
@@ -25,6 +26,8 @@ export interface GenerationServices {
   workers?: WorkerGroupHost;
   /** Values plugins keep across generations (ctx.keep), by "<plugin>/<key>". */
   kept?: Map<string, unknown>;
+  /** ctx.proxy for this generation's plugins; absent outside a kernel (unit tests), where using it throws. */
+  proxyFor?(generation: Generation): ProxyControl;
 }
 
 const NO_PLUGIN_HOST: PluginHostInfo = { generation: () => 0, hookStats: () => [], reloads: () => ({ succeeded: 0, failed: 0, lastError: null }) };
@@ -43,6 +46,11 @@ export class Generation {
   resultTapped = false;
   private readonly disposers: Array<() => void | Promise<void>> = [];
   readonly applied: string[] = [];
+  /** Versions of the applied plugins, by name. */
+  readonly versions = new Map<string, string>();
+  readonly createdAt = Date.now();
+  /** Answers the HTTP API port while this generation is current (ctx.proxy.serveHttp). */
+  httpHandler: HttpHandler | null = null;
   /** Sessions using this generation. */
   users = 0;
   /** A newer generation took over; this one only serves sessions that have not adopted it yet. */
@@ -143,12 +151,14 @@ export async function buildGeneration(
         if (!kept.has(k)) kept.set(k, create());
         return kept.get(k) as T;
       },
+      proxy: services.proxyFor?.(generation) ?? unavailableProxyControl,
     };
     const tapsBefore = snapshotTaps(hooks);
     try {
       await plugin.apply(ctx);
       if (plugin.dispose) generation.addDisposer(() => plugin.dispose!());
       generation.applied.push(plugin.name);
+      generation.versions.set(plugin.name, plugin.version);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (entry.required) {
@@ -163,6 +173,15 @@ export async function buildGeneration(
   generation.seal();
   return generation;
 }
+
+/** ctx.proxy where no kernel runs (generations built by unit tests): every use says so. */
+const unavailableProxyControl: ProxyControl = new Proxy({} as ProxyControl, {
+  get(_target, key) {
+    return () => {
+      throw new Error(`ctx.proxy.${String(key)} is not available outside a running proxy`);
+    };
+  },
+});
 
 interface TapList {
   taps: unknown[];

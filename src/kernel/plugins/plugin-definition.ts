@@ -3,6 +3,7 @@ import type { FrozenConfig } from '../config/proxy-config.js';
 import type { BackendAnnouncement } from '../backend/backend-registry.js';
 import type { HookSet } from '../hooks/hook-set.js';
 import type { BackendCredentials, BackendInfo, BackendSql, SessionInfo } from '../hooks/hook-types.js';
+import type { ProxyControl } from './proxy-control.js';
 
 /** The backend list as plugins may use it. */
 export interface BackendDirectory {
@@ -156,6 +157,11 @@ export interface PluginContext<C> {
    * should pause meanwhile so two generations never fight over the same backends.
    */
   superseded(): boolean;
+  /**
+   * The running proxy as a whole, for management plugins (the admin API): its config, generations,
+   * plugin errors, shutdown phase, sessions to close, and the HTTP port.
+   */
+  readonly proxy: ProxyControl;
 }
 
 export interface JsonSchema {
