@@ -64,7 +64,12 @@ export interface GaleraNode {
 
 export interface GaleraCluster {
   readonly name: string;
+  /** The cluster's current members, in the order they were added. */
   readonly nodes: readonly GaleraNode[];
+  /** Starts one more node that joins the running cluster (rsync SST); resolves once it is Synced. */
+  addNode(): Promise<GaleraNode>;
+  /** Stops a node (it leaves the group cleanly), deletes its instance directory and drops it from `nodes`. */
+  removeNode(node: GaleraNode): Promise<void>;
   /** Stops every node that is running and deletes the instance directories. */
   destroy(): Promise<void>;
 }
@@ -145,38 +150,46 @@ async function isSynced(port: number): Promise<boolean> {
   }
 }
 
+async function planNode(index: number, prefix: string): Promise<NodePlan> {
+  const [port, groupPort, istPort, sstPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const dir = instanceDirs.claim(`${prefix}-n${index}-${port}`);
+  return {
+    index, port, groupPort, istPort, sstPort, dir,
+    datadir: join(dir, 'data'), socket: join(dir, 'mysqld.sock'), pidFile: join(dir, 'mysqld.pid'),
+    errorLog: join(dir, 'error.log'), defaultsFile: join(dir, 'my.cnf'),
+  };
+}
+
+/** Writes a node's directory: node 1 carries the data (a template copy), joiners get an empty datadir for SST. */
+async function prepareNode(plan: NodePlan, members: NodePlan[], clusterName: string, extra: Record<string, string | number>,
+  account: { uid: number; gid: number } | undefined): Promise<void> {
+  await rm(plan.dir, { recursive: true, force: true });
+  await mkdir(plan.datadir, { recursive: true });
+  if (plan.index === 1) {
+    await rm(plan.datadir, { recursive: true, force: true });
+    await run('cp', ['-a', TEMPLATE_DATADIR, plan.datadir]);
+  }
+  await writeFile(plan.defaultsFile, nodeConfig(plan, members, clusterName, extra));
+  if (account) await run('chown', ['-R', `${account.uid}:${account.gid}`, plan.dir]);
+}
+
+type BootableNode = GaleraNode & { readonly plan: NodePlan; boot(bootstrap: boolean): Promise<void> };
+
 /** Starts the cluster: node 1 bootstraps, the others join one at a time (one SST per donor at a time). */
 export async function startGaleraCluster(opts: GaleraOptions = {}): Promise<GaleraCluster> {
   const size = opts.size ?? 3;
   const prefix = opts.name ?? 'galera';
+  const extra = opts.config ?? {};
   if (!existsSync(GALERA_PROVIDER)) throw new Error(`${GALERA_PROVIDER} is missing: install galera-4 and rsync (scripts/install-deps.sh)`);
   await ensureTemplate();
   const account = mysqlAccount();
 
   const plans: NodePlan[] = [];
-  for (let index = 1; index <= size; index++) {
-    const [port, groupPort, istPort, sstPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const dir = instanceDirs.claim(`${prefix}-n${index}-${port}`);
-    plans.push({
-      index, port, groupPort, istPort, sstPort, dir,
-      datadir: join(dir, 'data'), socket: join(dir, 'mysqld.sock'), pidFile: join(dir, 'mysqld.pid'),
-      errorLog: join(dir, 'error.log'), defaultsFile: join(dir, 'my.cnf'),
-    });
-  }
+  for (let index = 1; index <= size; index++) plans.push(await planNode(index, prefix));
   const clusterName = `${prefix}-${plans[0]!.port}`;
-  for (const plan of plans) {
-    await rm(plan.dir, { recursive: true, force: true });
-    await mkdir(plan.datadir, { recursive: true });
-    // Node 1 carries the data; joiners receive it by SST into an empty datadir.
-    if (plan.index === 1) {
-      await rm(plan.datadir, { recursive: true, force: true });
-      await run('cp', ['-a', TEMPLATE_DATADIR, plan.datadir]);
-    }
-    await writeFile(plan.defaultsFile, nodeConfig(plan, plans, clusterName, opts.config ?? {}));
-    if (account) await run('chown', ['-R', `${account.uid}:${account.gid}`, plan.dir]);
-  }
+  for (const plan of plans) await prepareNode(plan, plans, clusterName, extra, account);
 
-  const nodes: Array<GaleraNode & { boot(bootstrap: boolean): Promise<void> }> = plans.map((plan) => makeNode(plan, account));
+  const nodes: BootableNode[] = plans.map((plan) => makeNode(plan, account));
   try {
     await nodes[0]!.boot(true);
     for (const node of nodes.slice(1)) await node.boot(false);
@@ -185,19 +198,44 @@ export async function startGaleraCluster(opts: GaleraOptions = {}): Promise<Gale
     for (const plan of plans) await instanceDirs.release(plan.dir);
     throw err;
   }
+  let nextIndex = size + 1;
 
   return {
     name: clusterName,
-    nodes,
+    get nodes() {
+      return nodes;
+    },
+    async addNode() {
+      const plan = await planNode(nextIndex++, prefix);
+      // The joiner finds the group through any member listed in its gcomm:// address.
+      await prepareNode(plan, [...nodes.map((n) => n.plan), plan], clusterName, extra, account);
+      const node = makeNode(plan, account);
+      try {
+        await node.boot(false);
+      } catch (err) {
+        await node.kill('SIGKILL').catch(() => {});
+        await instanceDirs.release(plan.dir);
+        throw err;
+      }
+      nodes.push(node);
+      return node;
+    },
+    async removeNode(node: GaleraNode) {
+      const i = nodes.findIndex((n) => n.index === node.index);
+      if (i < 0) throw new Error(`galera node ${node.index} is not a member of ${clusterName}`);
+      const [removed] = nodes.splice(i, 1);
+      await removed!.stop();
+      await instanceDirs.release(removed!.plan.dir);
+    },
     async destroy() {
       // Last node first: the bootstrap node goes last, so the others leave a healthy group.
       for (const node of [...nodes].reverse()) await node.stop();
-      for (const plan of plans) await instanceDirs.release(plan.dir);
+      for (const node of nodes) await instanceDirs.release(node.plan.dir);
     },
   };
 }
 
-function makeNode(plan: NodePlan, account: { uid: number; gid: number } | undefined): GaleraNode & { boot(bootstrap: boolean): Promise<void> } {
+function makeNode(plan: NodePlan, account: { uid: number; gid: number } | undefined): BootableNode {
   let child: ChildProcess | undefined;
   const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
 
@@ -213,6 +251,7 @@ function makeNode(plan: NodePlan, account: { uid: number; gid: number } | undefi
   };
 
   return {
+    plan,
     index: plan.index,
     host: '127.0.0.1',
     port: plan.port,

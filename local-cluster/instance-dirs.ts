@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpRoot } from './paths.js';
+import { isAlive } from './processes.js';
 
 const keep = Boolean(process.env.TIPROXY_KEEP_DATADIR);
 const owned = new Set<string>();
@@ -12,15 +13,6 @@ process.on('exit', () => {
   if (keep) return;
   for (const dir of owned) rmSync(dir, { recursive: true, force: true });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class InstanceDirs {
   readonly root: string;

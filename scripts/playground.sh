@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Starts a working playground on this machine: two MariaDB servers and tiproxy on 127.0.0.1:6000,
-# and prints how to connect. Installs what is missing first. Ctrl-C stops everything it started.
+# The tiproxy playground (docs/playground.md):
+#   ./scripts/playground.sh [--backends N]   etcd, an N-node MariaDB Galera cluster (3 by default) and
+#                                            tiproxy on 127.0.0.1:6000 with migration on; Ctrl-C stops it
+#   ./scripts/playground.sh scale-out        add a Galera node to the running playground
+#   ./scripts/playground.sh scale-in [ADDR]  drain a node, wait until it has no sessions, remove it
+# Starting installs what is missing and builds first (TIPROXY_PLAYGROUND_SETUP=skip skips that, for
+# callers that just did it); the scale commands only talk to the running playground.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-bash scripts/install-deps.sh
-npm run --silent build
+case "${1:-}" in
+  scale-out|scale-in) ;;
+  *)
+    if [[ "${TIPROXY_PLAYGROUND_SETUP:-}" != skip ]]; then
+      bash scripts/install-deps.sh
+      npm run --silent build
+    fi
+    ;;
+esac
 exec node --import tsx scripts/playground.ts "$@"
