@@ -42,8 +42,8 @@ export interface SessionControlFacts {
 export type HttpHandler = (request: IncomingMessage, response: ServerResponse) => void;
 
 /**
- * The running proxy as management plugins (the admin API) steer it. One per generation; state that must
- * outlive a reload (recent outcomes, counters) is kept with shared().
+ * The running proxy as management plugins (the admin API) steer it; one per generation (state that
+ * must outlive a reload goes in ctx.keep).
  */
 export interface ProxyControl {
   /** The running configuration (newer than ctx.proxyConfig after a reload). */
@@ -77,9 +77,4 @@ export interface ProxyControl {
   serveHttp(handler: HttpHandler): void;
   /** Where the HTTP port listens, once it does. */
   httpAddress(): { host: string; port: number; tls: boolean } | null;
-  /**
-   * A value kept for the life of the proxy process, shared by every generation (created by `create` on
-   * first use): state that must survive reloads, such as recent migration outcomes.
-   */
-  shared<T>(key: string, create: () => T): T;
 }

@@ -8,7 +8,7 @@ export interface AdminApiConfig {
   'recent-migrations': number;
 }
 
-/** What the API keeps across generations of one proxy (ctx.proxy.shared). */
+/** What the API keeps across generations of one proxy (ctx.keep). */
 export interface AdminState {
   /** PUT /api/debug/health {"healthy":false}: the operator took the proxy out of its load balancer. */
   healthOverride: { reason: string; since: number } | null;
@@ -19,7 +19,7 @@ export interface AdminState {
 }
 
 export function adminStateOf(ctx: PluginContext<AdminApiConfig>): AdminState {
-  const state = ctx.proxy.shared<AdminState>('admin-api', () => ({
+  const state = ctx.keep<AdminState>('state', () => ({
     healthOverride: null, healthReasons: new Map(), load: new BackendLoadTable(), migrations: new MigrationLog(ctx.config['recent-migrations']),
   }));
   state.migrations.resize(ctx.config['recent-migrations']);

@@ -9,7 +9,7 @@ const DISPOSE_WAIT_MS = 30_000;
 /**
  * The admin HTTP API (docs/api.md): one fastify app per generation, answering the port the kernel
  * keeps open across reloads. State that must outlive a reload (the health override, recent migrations,
- * per-backend load) lives in ctx.proxy.shared.
+ * per-backend load) lives in ctx.keep.
  */
 export default definePlugin<AdminApiConfig>({
   name: 'admin-api',

@@ -37,11 +37,12 @@ function parameters(where: 'path' | 'query', schema: Schema | undefined): Schema
 }
 
 const MUTATING = new Set(['put', 'post', 'delete', 'patch']);
+const METHOD_ORDER = ['get', 'put', 'post', 'delete', 'patch'];
 
 /** An OpenAPI 3.1 document of the API, built from the route schemas fastify validates with. */
 export function openApiDocument(routes: readonly ApiRoute[], version: string): Schema {
   const paths: Record<string, Record<string, Schema>> = {};
-  for (const r of [...routes].sort((a, b) => a.url.localeCompare(b.url) || a.method.localeCompare(b.method))) {
+  for (const r of [...routes].sort((a, b) => a.url.localeCompare(b.url) || METHOD_ORDER.indexOf(a.method) - METHOD_ORDER.indexOf(b.method))) {
     const path = r.url.replace(/:([A-Za-z_]+)/g, '{$1}');
     const s = r.schema;
     const responses: Record<string, Schema> = {};

@@ -16,7 +16,7 @@ const scrapeProvider = definePlugin({
   name: 'scrape-provider',
   version: '1.0.0',
   apply({ services }) {
-    (services as unknown as { provide(name: string, s: unknown): void }).provide('metrics', {
+    services.provide('metrics', {
       contentType: 'text/plain; version=0.0.4', render: async () => '# HELP test_up 1\ntest_up 1\n',
     });
   },
