@@ -3,6 +3,7 @@
 //   playground.sh scale-out                                   add a backend to the running playground
 //   playground.sh scale-in [ADDR] [--timeout S]               drain a backend, wait until empty, remove it
 // --dir DIR (default .tmp/playground) holds its state file, so the scale commands find it.
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runPlayground } from './playground/run-playground.js';
 import { scaleIn, scaleOut } from './playground/scale.js';
@@ -26,6 +27,7 @@ function positiveInt(name: string, raw: string, max = 65535): number {
 }
 
 const [command, ...rest] = positionals;
+values.dir = resolve(values.dir);
 try {
   if (command === 'scale-out' && rest.length === 0) {
     await scaleOut(values.dir);

@@ -5,8 +5,17 @@
 import mysql from 'mysql2/promise';
 import type { RowDataPacket } from 'mysql2/promise';
 
+/** A session on the backend as the admin API describes it (the fields scale-in reports). */
+export interface ApiSession {
+  id: number;
+  user: string;
+  not_migratable_reason?: string | null;
+}
+
 export interface SessionCount {
   sessions: number;
+  /** The proxy's sessions on the backend, when the API answered. */
+  viaProxy?: ApiSession[];
   /** Where the number comes from, for the progress line: the proxy's API, or the node's own PROCESSLIST. */
   source: 'api' | 'node';
   /** Why the API was not used. */
@@ -14,7 +23,7 @@ export interface SessionCount {
 }
 
 /** This proxy's sessions on `addr`, from GET /api/sessions?backend=ADDR (a JSON array). */
-async function apiSessions(api: string, addr: string): Promise<number> {
+async function apiSessions(api: string, addr: string): Promise<ApiSession[]> {
   const url = `http://${api}/api/sessions?backend=${encodeURIComponent(addr)}`;
   let res: Response;
   try {
@@ -26,7 +35,7 @@ async function apiSessions(api: string, addr: string): Promise<number> {
   if (!res.ok) throw new Error(`GET ${url} answered HTTP ${res.status}`);
   const body = (await res.json()) as unknown;
   if (!Array.isArray(body)) throw new Error(`GET ${url} did not return a list of sessions`);
-  return body.length;
+  return body as ApiSession[];
 }
 
 /** Client connections on the node, not counting server threads, logins in progress and this check. */
@@ -47,7 +56,9 @@ export async function countSessions(api: string, addr: string, user: string, pas
   try {
     const viaProxy = await apiSessions(api, addr);
     // Clients connected to the node directly (or a proxy session the API missed) keep it busy too.
-    return viaProxy === 0 && onNode > 0 ? { sessions: onNode, source: 'node' } : { sessions: viaProxy, source: 'api' };
+    return viaProxy.length === 0 && onNode > 0
+      ? { sessions: onNode, source: 'node', viaProxy }
+      : { sessions: viaProxy.length, source: 'api', viaProxy };
   } catch (err) {
     return { sessions: onNode, source: 'node', apiProblem: (err as Error).message };
   }

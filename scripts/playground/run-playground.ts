@@ -5,7 +5,7 @@
 // scale-out / scale-in requests on its control endpoint, and stops everything on Ctrl-C.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { startEtcd, type EtcdInstance } from '../../local-cluster/etcd.js';
 import { startGaleraCluster, type GaleraCluster, type GaleraNode } from '../../local-cluster/galera.js';
@@ -14,7 +14,7 @@ import { repoRoot } from '../../local-cluster/paths.js';
 import { spawnTracked, stopProcess } from '../../local-cluster/processes.js';
 import { startRegistrar, type RegistrarProcess } from '../../local-cluster/registrar.js';
 import { startControlServer } from './control.js';
-import { removeState, writeState, type PlaygroundBackend, type PlaygroundState } from './state.js';
+import { removeState, runningState, writeState, type PlaygroundBackend, type PlaygroundState } from './state.js';
 
 export interface PlaygroundOptions {
   /** Directory of the state file, the proxy config and the users file. */
@@ -76,9 +76,23 @@ async function waitListening(proxy: ChildProcess, port: number, timeoutMs = 20_0
   }
 }
 
+/** Fails at once (not after the cluster has started) when a port the proxy needs is taken. */
+async function assertFree(port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`127.0.0.1:${port} (${what}) is ${err.code === 'EADDRINUSE' ? 'already in use' : `not usable: ${err.message}`}; pick another with ${what === 'SQL' ? '--port' : '--api-port'}`)));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
 export async function runPlayground(o: PlaygroundOptions): Promise<void> {
   mkdirSync(o.dir, { recursive: true });
   const log = (line: string) => process.stdout.write(`[playground] ${line}\n`);
+  const running = runningState(o.dir);
+  if (running) throw new Error(`a playground is already running (pid ${running.pid}, SQL ${running.sql}); stop it with Ctrl-C, or use another --dir`);
+  await assertFree(o.sqlPort, 'SQL');
+  await assertFree(o.apiPort, 'API');
 
   log(`starting etcd and a ${o.backends}-node MariaDB Galera cluster`);
   let etcd: EtcdInstance | undefined;

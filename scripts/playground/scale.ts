@@ -45,7 +45,9 @@ export async function scaleIn(dir: string, o: ScaleInOptions): Promise<void> {
     }
     if (count.sessions === 0) break;
     if (Date.now() > deadline) {
-      throw new Error(`${addr} still has ${count.sessions} session(s) after ${o.timeoutSeconds} s (sessions holding temporary tables, locks or an open transaction cannot move; see the proxy's "migration vetoed" log lines). It stays deregistered and running: run scale-in again to keep waiting.`);
+      const stuck = (count.viaProxy ?? []).map((x) => `\n  session ${x.id} (${x.user}): ${x.not_migratable_reason ?? 'waiting for its next safe point'}`).join('');
+      throw new Error(`${addr} still has ${count.sessions} session(s) after ${o.timeoutSeconds} s${stuck || ' (sessions holding temporary tables, locks or an open transaction cannot move; see the proxy\'s "migration vetoed" log lines)'}\n`
+        + 'It stays deregistered and running: run scale-in again to keep waiting.');
     }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -55,11 +55,17 @@ export function removeState(dir: string): Promise<void> {
   return rm(statePath(dir), { force: true });
 }
 
+/** The state of the playground running with this directory, or undefined. */
+export function runningState(dir: string): PlaygroundState | undefined {
+  const path = statePath(dir);
+  if (!existsSync(path)) return undefined;
+  const state = JSON.parse(readFileSync(path, 'utf8')) as PlaygroundState;
+  return isAlive(state.pid) ? state : undefined;
+}
+
 /** The running playground's state; throws a message for the operator when none is running. */
 export function readRunningState(dir: string): PlaygroundState {
-  const path = statePath(dir);
-  if (!existsSync(path)) throw new Error(`no playground is running (no ${path}); start one with ./scripts/playground.sh`);
-  const state = JSON.parse(readFileSync(path, 'utf8')) as PlaygroundState;
-  if (!isAlive(state.pid)) throw new Error(`the playground that wrote ${path} (pid ${state.pid}) is not running; start one with ./scripts/playground.sh`);
+  const state = runningState(dir);
+  if (!state) throw new Error(`no playground is running with ${statePath(dir)}; start one with ./scripts/playground.sh`);
   return state;
 }

@@ -110,6 +110,18 @@ describe('the playground demo (docs/playground.md)', () => {
     const [seen] = await stayed.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM demo.items');
     assert.equal(Number(seen[0]!['n']), 2, 'the other node sees the moved session\'s write (one data set)');
 
+    // A session holding a temporary table cannot move: scale-in gives up after --timeout, says why,
+    // and leaves the node running. COM_RESET_CONNECTION drops the table, and the session can move again.
+    await moved.query('CREATE TEMPORARY TABLE demo.scratch (a INT)');
+    const refused = await ctl('scale-in', '--timeout', '3').then(
+      (out) => assert.fail(`scale-in should time out on a session with a temporary table: ${out}`),
+      (err: { code?: number; stderr?: string }) => err);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr ?? '', /still has 1 session\(s\) after 3 s\n {2}session \d+ \(root\): .*temporary tables/, refused.stderr);
+    assert.equal(isAlive(node2.pid), true, 'the node keeps running when scale-in gives up');
+    assert.equal(await portOf(moved), port2, 'the session stayed on node2');
+    await moved.reset();
+
     // Step 3: scale in the new node: its session moves back, then the node is stopped.
     const inOut = await ctl('scale-in');
     assert.match(inOut, new RegExp(`${node2.addr.replace(/\./g, '\\.')} is empty, stopped and removed`), inOut);
