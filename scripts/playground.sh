@@ -9,13 +9,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-case "${1:-}" in
-  scale-out|scale-in) ;;
-  *)
-    if [[ "${TIPROXY_PLAYGROUND_SETUP:-}" != skip ]]; then
-      bash scripts/install-deps.sh
-      npm run --silent build
-    fi
-    ;;
-esac
+# Only starting (no command, or options only) needs the setup.
+if [[ ( -z "${1:-}" || "${1:-}" == -* ) && "${TIPROXY_PLAYGROUND_SETUP:-}" != skip ]]; then
+  bash scripts/install-deps.sh
+  npm run --silent build
+fi
 exec node --import tsx scripts/playground.ts "$@"
