@@ -33,13 +33,27 @@ export interface TrackedSessionState {
    * lower-cased name -> the PREPARE statement as the client sent it. Only single-statement queries are seen.
    */
   readonly sqlStatements: ReadonlyMap<string, string>;
+  /**
+   * SET statements that succeeded (system and user variables, NAMES, CHARACTER SET, ROLE …), as the
+   * client wrote them, oldest first; a text repeated verbatim appears once, at its last position.
+   * Complete only while unseenChanges is null. Cleared by COM_RESET_CONNECTION / COM_CHANGE_USER.
+   */
+  readonly setStatements: ReadonlySet<string>;
+  /**
+   * Why the session's state may have changed in ways the proxy could not follow (`SELECT @x := 1`,
+   * `… INTO @x`, CALL, a multi-statement query, an executable comment, a statement whose text was not
+   * seen whole, too many SET statements); null while everything that changed state was seen.
+   */
+  readonly unseenChanges: string | null;
+  /** GET_LOCK or HANDLER ran in this session: it may hold locks only the server can report. */
+  readonly mayHoldLocks: boolean;
 }
 
 /** What plugins see of a session. `labels` is the one mutable part: plugins tag sessions (tenant, group). */
 export interface SessionInfo {
   readonly id: number;
   readonly user: string;
-  /** Database given at login or by the last COM_INIT_DB (not parsed from USE statements). */
+  /** Database given at login, by the last COM_INIT_DB or by the last successful `USE db` statement. */
   readonly database: string;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -205,11 +219,29 @@ export interface SqlResult {
   status: number;
 }
 
+/** A statement prepared on a backend (COM_STMT_PREPARE's answer). */
+export interface PreparedOnBackend {
+  statementId: number;
+  params: number;
+  columns: number;
+}
+
+/** One command of BackendSql.pipeline: a text query, a COM_STMT_PREPARE or a COM_STMT_CLOSE (no answer). */
+export type PipelineStep = { query: string } | { prepare: Buffer | string } | { close: number };
+
+/** What one pipelined step got: rows, a statement, or the backend's error for that step alone ({} for a close). */
+export type PipelineOutcome = { result: SqlResult } | { prepared: PreparedOnBackend } | { error: Error & { code?: number } } | { closed: true };
+
 /** The proxy's own SQL on a backend connection during a migration. Throws BackendError on ERR. */
 export interface BackendSql {
   readonly addr: string;
   query(sql: string): Promise<SqlResult>;
-  prepare(sql: Buffer | string): Promise<{ statementId: number; params: number; columns: number }>;
+  prepare(sql: Buffer | string): Promise<PreparedOnBackend>;
+  /**
+   * Sends all steps, then reads all answers: one round trip. Each step's ERR is its outcome (the server
+   * runs the next command anyway). Optional: connections that do not offer it are driven step by step.
+   */
+  pipeline?(steps: readonly PipelineStep[]): Promise<PipelineOutcome[]>;
 }
 
 /** A prepared statement the client holds, as the kernel tracked it. */

@@ -1,8 +1,8 @@
 import { BackendError } from '../errors.js';
-import type { BackendSql, SqlResult } from '../hooks/hook-types.js';
+import type { BackendSql, PipelineOutcome, PipelineStep, PreparedOnBackend, SqlResult } from '../hooks/hook-types.js';
 import type { PacketChannel } from '../net/packet-channel.js';
 import {
-  CLIENT_DEPRECATE_EOF, COM_QUERY, COM_STMT_PREPARE, EOF_HEADER, EOF_MAX_PAYLOAD, ERR_HEADER, MAX_PACKET_PAYLOAD,
+  CLIENT_DEPRECATE_EOF, COM_QUERY, COM_STMT_CLOSE, COM_STMT_PREPARE, EOF_HEADER, EOF_MAX_PAYLOAD, ERR_HEADER, MAX_PACKET_PAYLOAD,
   OK_HEADER, SERVER_MORE_RESULTS_EXISTS,
 } from '../protocol/constants.js';
 import { PayloadReader } from '../protocol/payload-reader.js';
@@ -29,7 +29,63 @@ export class BackendSqlRunner implements BackendSql {
   }
 
   async query(sql: string): Promise<SqlResult> {
-    this.channel.write(Buffer.concat([Buffer.from([COM_QUERY]), Buffer.from(sql, 'utf8')]), 0);
+    this.sendQuery(sql);
+    return this.readQueryResult(sql);
+  }
+
+  async prepare(sql: Buffer | string): Promise<PreparedOnBackend> {
+    const text = typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql;
+    this.sendPrepare(text);
+    return this.readPrepareResult(text);
+  }
+
+  /**
+   * Sends every step before reading any answer (one round trip for all), then reads the answers in
+   * order. The server runs each command whatever happened to the one before, so an ERR is an outcome
+   * of its step, not the end of the pipeline; a lost connection rejects the whole call.
+   */
+  async pipeline(steps: readonly PipelineStep[]): Promise<PipelineOutcome[]> {
+    const texts = steps.map((step) => ('prepare' in step ? (typeof step.prepare === 'string' ? Buffer.from(step.prepare, 'utf8') : step.prepare) : null));
+    steps.forEach((step, i) => {
+      if ('query' in step) this.sendQuery(step.query);
+      else if ('prepare' in step) this.sendPrepare(texts[i]!);
+      else this.sendClose(step.close);
+    });
+    const outcomes: PipelineOutcome[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
+      try {
+        if ('query' in step) outcomes.push({ result: await this.readQueryResult(step.query) });
+        else if ('prepare' in step) outcomes.push({ prepared: await this.readPrepareResult(texts[i]!) });
+        else outcomes.push({ closed: true });
+      } catch (err) {
+        if (!(err instanceof BackendError)) throw err;
+        outcomes.push({ error: err });
+      }
+    }
+    return outcomes;
+  }
+
+  private sendQuery(sql: string): void {
+    const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql, 'utf8'));
+    payload[0] = COM_QUERY;
+    payload.write(sql, 1, 'utf8');
+    this.channel.write(payload, 0);
+  }
+
+  private sendPrepare(text: Buffer): void {
+    this.channel.write(Buffer.concat([Buffer.from([COM_STMT_PREPARE]), text]), 0);
+  }
+
+  /** COM_STMT_CLOSE: the server sends no answer. */
+  private sendClose(statementId: number): void {
+    const payload = Buffer.allocUnsafe(5);
+    payload[0] = COM_STMT_CLOSE;
+    payload.writeUInt32LE(statementId, 1);
+    this.channel.write(payload, 0);
+  }
+
+  private async readQueryResult(sql: string): Promise<SqlResult> {
     let result: SqlResult = { columns: [], rows: [], affectedRows: 0, status: 0 };
     for (;;) {
       const first = await this.read('query result');
@@ -75,9 +131,7 @@ export class BackendSqlRunner implements BackendSql {
     }
   }
 
-  async prepare(sql: Buffer | string): Promise<{ statementId: number; params: number; columns: number }> {
-    const text = typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql;
-    this.channel.write(Buffer.concat([Buffer.from([COM_STMT_PREPARE]), text]), 0);
+  private async readPrepareResult(text: Buffer): Promise<PreparedOnBackend> {
     const first = await this.read('prepare result');
     if (first.payload[0] === ERR_HEADER) this.fail(first.payload, text.toString('utf8'));
     const statementId = first.payload.readUInt32LE(1);

@@ -3,6 +3,9 @@ import {
   COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
 } from '../protocol/constants.js';
 import { paramsBoundFlagOffset, type SessionState } from './session-state.js';
+import {
+  isSetStatementFor, leadingWord, preparedBodyIsPlain, scanStatement, StateScan, UNSEEN_CHANGE_BITS, unseenChangeReason, useStatementDatabase,
+} from './state-change-scan.js';
 import { capturesText, classifyStatement, preparedStatementName, StatementKind } from './statement-classifier.js';
 
 /**
@@ -16,23 +19,39 @@ export class CommandBookkeeping {
   /** What the COM_QUERY in flight is, for the state the server does not report. */
   private queryKind = StatementKind.Other;
   private queryText = '';
+  /** StateScan bits of the COM_QUERY in flight when it is an ordinary statement. */
+  private queryScan = 0;
   private fetchStatementId = 0;
   private pendingDatabase = '';
 
   constructor(private readonly state: SessionState) {}
 
-  /** SET TRANSACTION and PREPARE longer than the prefix shown are captured whole, so their text can be replayed. */
+  /** SET, SET TRANSACTION, PREPARE and USE longer than the prefix shown are captured whole, so their text can be kept. */
   needsWholeQuery(buf: Buffer, off: number, avail: number, length: number): boolean {
-    return length > avail && capturesText(classifyStatement(buf, off + 1, off + avail));
+    if (length <= avail) return false;
+    const kind = classifyStatement(buf, off + 1, off + avail);
+    return keepsText(kind) || (kind === StatementKind.Other && leadingWord(buf, off + 1, off + avail) === StateScan.Use);
   }
 
   /** A command about to reach the backend: `buf[off .. off+avail)` are its first payload bytes. */
   commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
     switch (command) {
-      case COM_QUERY:
-        this.queryKind = classifyStatement(buf, off + 1, off + avail);
-        if (capturesText(this.queryKind)) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+      case COM_QUERY: {
+        const kind = classifyStatement(buf, off + 1, off + avail);
+        this.queryKind = kind;
+        this.queryScan = 0;
+        if (kind === StatementKind.Other || (kind === StatementKind.Set && isSetStatementFor(buf, off + 1, off + avail))) {
+          // The reader hands over its socket chunk: the statement's bytes that arrived with the prefix
+          // are scanned too; a statement that goes on beyond them counts as unseen.
+          const end = Math.min(buf.length, off + length);
+          this.queryScan = scanStatement(buf, off + 1, end, end === off + length);
+          if (kind === StatementKind.Set) this.queryKind = StatementKind.Other; // SET STATEMENT … FOR: temporary values, the FOR statement counts
+          if (this.queryScan & StateScan.Use) this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+        } else if (keepsText(kind)) {
+          this.queryText = buf.toString('utf8', off + 1, off + Math.min(avail, length));
+        }
         break;
+      }
       case COM_STMT_EXECUTE:
         if (avail >= 6) this.state.executeSent(buf.readUInt32LE(off + 1), (buf[off + 5]! & CURSOR_TYPE_READ_ONLY) !== 0);
         break;
@@ -76,10 +95,33 @@ export class CommandBookkeeping {
       case COM_INIT_DB:
         if (!isError && this.pendingDatabase) return this.pendingDatabase;
         break;
-      case COM_QUERY:
+      case COM_QUERY: {
         this.state.localInfile = false;
+        const scan = this.queryScan;
         this.statementEffect(isError);
+        if (scan !== 0) return this.scannedEffect(scan, isError);
         break;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * What an ordinary statement may have done (state-change-scan.ts): recorded whether or not it failed
+   * (an error can come after an assignment ran). Returns the database a successful USE selected.
+   */
+  private scannedEffect(scan: number, isError: boolean): string | null {
+    this.queryScan = 0;
+    const state = this.state;
+    if (scan & StateScan.Locks) state.mayHoldLocks = true;
+    if (scan & UNSEEN_CHANGE_BITS) state.changedUnseen(unseenChangeReason(scan));
+    else if (scan & StateScan.Execute && state.statefulSqlStatements.size > 0) {
+      state.changedUnseen('an SQL-level prepared statement that may change session state was executed');
+    }
+    if (scan & StateScan.Use && !isError) {
+      const database = useStatementDatabase(this.queryText);
+      if (database === null) state.changedUnseen('a USE statement the proxy could not read ran');
+      return database;
     }
     return null;
   }
@@ -89,6 +131,7 @@ export class CommandBookkeeping {
     const kind = this.queryKind;
     if (!isError) {
       if (kind === StatementKind.SetTransaction) this.state.pendingTransaction = this.queryText;
+      else if (kind === StatementKind.Set) this.state.setSucceeded(this.queryText);
       else if (kind === StatementKind.CreateTemporary) this.state.temporaryTables = true;
       else if (kind === StatementKind.LockTables) this.state.lockTables = true;
       else if (kind === StatementKind.UnlockTables) this.state.lockTables = false;
@@ -106,8 +149,14 @@ export class CommandBookkeeping {
   private sqlStatement(prepared: boolean): void {
     const name = preparedStatementName(this.queryText);
     if (name === null) return;
-    if (prepared) this.state.sqlStatements.set(name, this.queryText);
-    else this.state.sqlStatements.delete(name);
+    if (prepared) {
+      this.state.sqlStatements.set(name, this.queryText);
+      if (preparedBodyIsPlain(this.queryText)) this.state.statefulSqlStatements.delete(name);
+      else this.state.statefulSqlStatements.add(name);
+    } else {
+      this.state.sqlStatements.delete(name);
+      this.state.statefulSqlStatements.delete(name);
+    }
   }
 
   /**
@@ -153,4 +202,9 @@ export class CommandBookkeeping {
     payload.copy(out, flagAt + 1 + types.length, flagAt + 1);
     return out;
   }
+}
+
+/** Statement kinds whose whole text the bookkeeping keeps. */
+function keepsText(kind: StatementKind): boolean {
+  return kind === StatementKind.Set || capturesText(kind);
 }

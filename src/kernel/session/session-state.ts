@@ -29,6 +29,10 @@ export function paramsBoundFlagOffset(params: number): number {
   return 10 + ((params + 7) >> 3);
 }
 
+/** Bounds of the SET statement ledger: beyond them the proxy stops following and asks the server. */
+const MAX_SET_STATEMENTS = 256;
+const MAX_SET_TEXT = 64 * 1024;
+
 /** Why a session is not at a safe point right now (for logs and migration vetoes). */
 export type Unsafe =
   | 'command-in-flight' | 'in-transaction' | 'cursor-open' | 'long-data-pending' | 'local-infile' | 'busy' | null;
@@ -60,6 +64,17 @@ export class SessionState {
   pendingTransaction: string | null = null;
   /** SQL-level prepared statements: lower-cased name -> the PREPARE statement as the client wrote it. */
   readonly sqlStatements = new Map<string, string>();
+  /** Names in sqlStatements whose body might change state when executed (see preparedBodyIsPlain). */
+  readonly statefulSqlStatements = new Set<string>();
+  /**
+   * Successful SET statements (variables, user variables, NAMES, ROLE …) as the client wrote them, in
+   * the order of their last occurrence: a text repeated verbatim is moved to the end, not stored twice.
+   */
+  readonly setStatements = new Set<string>();
+  /** Why the state may have changed in ways setStatements does not show; null while the proxy saw everything. */
+  unseenChanges: string | null = null;
+  /** GET_LOCK or HANDLER ran: the session may hold locks (only the server can say). */
+  mayHoldLocks = false;
 
   get inTransaction(): boolean {
     return (this.status & SERVER_STATUS_IN_TRANS) !== 0;
@@ -138,7 +153,35 @@ export class SessionState {
     this.lockTables = false;
     this.pendingTransaction = null;
     this.sqlStatements.clear();
+    this.statefulSqlStatements.clear();
+    this.setStatements.clear();
+    this.unseenChanges = null;
+    this.mayHoldLocks = false;
     this.status = SERVER_STATUS_AUTOCOMMIT;
+  }
+
+  /** A SET statement succeeded: remember its text (bounded: past the limits the state counts as unseen). */
+  setSucceeded(sql: string): void {
+    if (this.unseenChanges !== null) return;
+    if (sql.length > MAX_SET_TEXT) {
+      this.unseenChanges = `a SET statement longer than ${MAX_SET_TEXT} bytes ran (not kept)`;
+      return;
+    }
+    this.setStatements.delete(sql);
+    if (this.setStatements.size >= MAX_SET_STATEMENTS) {
+      this.unseenChanges = `more than ${MAX_SET_STATEMENTS} different SET statements ran (not all kept)`;
+      this.setStatements.clear();
+      return;
+    }
+    this.setStatements.add(sql);
+  }
+
+  /** The state may have changed unseen (the first reason is kept; a constant string). */
+  changedUnseen(reason: string): void {
+    if (this.unseenChanges === null) {
+      this.unseenChanges = reason;
+      this.setStatements.clear();
+    }
   }
 
   /** Backend id for a client statement id (identity unless a migration re-prepared statements). */
