@@ -9,7 +9,7 @@ import { ApiListenError } from '../kernel/net/http-listener.js';
 import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.js';
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
-import { configForReload, watchConfigFile } from './config-watch.js';
+import { configFileBaseline, configForReload, watchConfigFile } from './config-watch.js';
 import { runPrimary } from './workers/primary.js';
 import { failWorker, runWorker, workerSlotFromEnv } from './workers/worker.js';
 
@@ -38,6 +38,8 @@ async function main(): Promise<void> {
     if (err instanceof UsageError) die(err.message);
     throw err;
   }
+  // Workers never watch the file (the primary does).
+  const configBaseline = args.configPath && !cluster.isWorker ? configFileBaseline(args.configPath) : undefined;
   let config: FrozenConfig;
   try {
     config = resolveConfig(args);
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) die(err.message);
     die(`cannot read config: ${(err as Error).message}`);
   }
-  if (cluster.isPrimary && config.proxy.workers > 1) return runPrimary({ args, config, resolveConfig });
+  if (cluster.isPrimary && config.proxy.workers > 1) return runPrimary({ args, config, resolveConfig, configBaseline });
   const slot: WorkerSlot | undefined = cluster.isWorker ? workerSlotFromEnv(parseListenAddr(config.proxy.addr).port) : undefined;
   // A worker does not print: the primary prints the first worker's reason once and exits non-zero.
   const fail = (message: string): Promise<never> => (slot ? failWorker(message) : die(message));
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
   }
   const reload = reloader(kernel, args, logger);
   if (slot) runWorker(kernel, `${bound.host}:${bound.port}`, logger, reload);
-  else installSignals(kernel, args, logger, reload);
+  else installSignals(kernel, args, logger, reload, configBaseline);
 }
 
 /** Re-reads the config and applies it; a bad one is logged and the running config stays. */
@@ -94,7 +96,7 @@ function reloader(kernel: Kernel, args: ParsedArguments, logger: Logger): (why: 
   };
 }
 
-function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger, reload: (why: string) => void): void {
+function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger, reload: (why: string) => void, configBaseline?: { digest: string }): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -111,7 +113,7 @@ function installSignals(kernel: Kernel, args: ParsedArguments, logger: Logger, r
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => reload('SIGHUP'));
-  if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'));
+  if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'), configBaseline);
 }
 
 main().catch((err) => die((err as Error).stack ?? String(err)));

@@ -3,6 +3,11 @@ import { readdirSync, readFileSync, realpathSync, statSync, watch, type FSWatche
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 
+/** The content digest of `path` now, as a ContentWatch baseline. */
+export function contentDigest(path: string, kind: WatchedContent): { digest: string } {
+  return { digest: new ContentWatch({ path, kind, onChange: () => {} }).digest };
+}
+
 /** A single file (followed through symlinks), or a directory tree (every file below it). */
 export type WatchedContent = 'file' | 'tree';
 
@@ -17,8 +22,11 @@ export interface ContentWatchOptions {
   pollMs?: number;
   /** A new digest must be seen twice this far apart before it is reported (half-written saves). */
   settleMs?: number;
-  /** 'current': report changes from what is on disk now; 'none': the first look is a change too. */
-  baseline?: 'current' | 'none';
+  /**
+   * 'current': report changes from what is on disk now; 'none': the first look is a change too; a
+   * digest from contentDigest(): report changes since it was taken (e.g. before the file was read).
+   */
+  baseline?: 'current' | 'none' | { digest: string };
 }
 
 /** Directories deeper than this below a watched tree are not looked into (symlink loops, runaway trees). */
@@ -64,7 +72,8 @@ export class ContentWatch {
   constructor(private readonly opts: ContentWatchOptions) {
     this.pollMs = opts.pollMs ?? 1000;
     this.settleMs = opts.settleMs ?? 150;
-    this.last = opts.baseline === 'none' ? '' : this.look().digest;
+    const baseline = opts.baseline ?? 'current';
+    this.last = baseline === 'none' ? '' : baseline === 'current' ? this.look().digest : baseline.digest;
   }
 
   /** The digest last reported (or the baseline). */

@@ -36,6 +36,8 @@ export interface PrimaryOptions {
   config: FrozenConfig;
   /** Reads and validates the config file again (throws on a bad one). */
   resolveConfig(args: ParsedArguments): FrozenConfig;
+  /** The config file's content digest from before it was read (see configFileBaseline). */
+  configBaseline?: { digest: string } | undefined;
 }
 
 interface Slot {
@@ -57,7 +59,7 @@ function describeExit(code: number | null, signal: string | null): string {
   return signal ? `signal ${signal}` : `exit code ${code ?? '?'}`;
 }
 
-export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): void {
+export function runPrimary({ args, config, resolveConfig, configBaseline }: PrimaryOptions): void {
   const n = config.proxy.workers;
   // Field `worker`: 1..N in worker lines, 0 for the primary.
   const logger: Logger = createLogger(config.log).child({ worker: 0 });
@@ -212,7 +214,7 @@ export function runPrimary({ args, config, resolveConfig }: PrimaryOptions): voi
       }
     }
   });
-  if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'));
+  if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'), configBaseline);
 
   logger.info({ workers: n, listen: reusePort ? 'reuseport' : 'cluster', scheduling: cluster.schedulingPolicy === cluster.SCHED_RR ? 'round-robin' : 'os' },
     `starting ${n} workers`);
