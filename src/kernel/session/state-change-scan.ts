@@ -17,6 +17,7 @@
  * A stored function called from an ordinary statement (`SELECT f()`) can still change state unseen;
  * docs/migration.md says so.
  */
+import { backtickIdentifierAt } from './sql-text-scan.js';
 
 /** Bits of scanStatement's answer. */
 export const enum StateScan {
@@ -174,19 +175,10 @@ export function useStatementDatabase(sql: string): string | null {
   while (space(i)) i++;
   let name: string;
   if (sql.charCodeAt(i) === 0x60) {
-    name = '';
-    let from = i + 1;
-    for (;;) {
-      const close = sql.indexOf('`', from);
-      if (close === -1) return null;
-      if (sql.charCodeAt(close + 1) !== 0x60) {
-        name += sql.slice(from, close);
-        i = close + 1;
-        break;
-      }
-      name += sql.slice(from, close + 1);
-      from = close + 2;
-    }
+    const quoted = backtickIdentifierAt(sql, i);
+    if (!quoted) return null;
+    name = quoted.name;
+    i = quoted.end;
   } else {
     const s = i;
     while (i < n && isNameByte(sql.charCodeAt(i))) i++;

@@ -5,6 +5,8 @@
  * variables) and SQL-level PREPARE / DEALLOCATE (not listed unless performance_schema is on).
  * Everything else is OTHER. Cheap: most statements are decided by their first letter.
  */
+import { backtickIdentifierAt, keywordAt, skipSpaceAndComments as skipSpaceAndCommentsInText, tokenAfter } from './sql-text-scan.js';
+
 export const enum StatementKind {
   Other = 0,
   /** Any SET statement other than SET TRANSACTION (does not consume a pending SET TRANSACTION). */
@@ -95,11 +97,25 @@ export function classifyStatement(buf: Buffer, start: number, end: number): Stat
  * case-insensitive), or null if it cannot be read.
  */
 export function preparedStatementName(sql: string): string | null {
-  const m = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:PREPARE|(?:DEALLOCATE|DROP)\s+PREPARE)\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)/i.exec(sql);
-  if (!m) return null;
-  const name = m[1]!;
-  return (name.startsWith('`') ? name.slice(1, -1).replace(/``/g, '`') : name).toLowerCase();
+  const start = skipSpaceAndCommentsInText(sql, 0);
+  let verbEnd = keywordAt(sql, start, 'prepare');
+  if (verbEnd === -1) {
+    const dealloc = keywordAt(sql, start, 'deallocate');
+    verbEnd = keywordAt(sql, tokenAfter(sql, dealloc !== -1 ? dealloc : keywordAt(sql, start, 'drop')), 'prepare');
+  }
+  const i = tokenAfter(sql, verbEnd);
+  if (i === -1) return null;
+  if (sql.charCodeAt(i) === 0x60 /* ` */) {
+    const quoted = backtickIdentifierAt(sql, i);
+    return quoted && quoted.name.length > 0 ? quoted.name.toLowerCase() : null;
+  }
+  let j = i;
+  while (j < sql.length && isNameChar(sql.charCodeAt(j))) j++;
+  return j > i ? sql.slice(i, j).toLowerCase() : null;
 }
+
+const isNameChar = (c: number): boolean =>
+  (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x5f /* _ */ || c === 0x24 /* $ */;
 
 /** Statements whose whole text the session keeps, to replay it on another backend. */
 export function capturesText(kind: StatementKind): boolean {
