@@ -28,7 +28,7 @@ import { buildErrPayload } from './protocol/response-packets.js';
 import { BackendConnection } from './session/backend-connection.js';
 import { loginWithCredentials } from './session/backend-login.js';
 import { BackendSqlRunner } from './session/backend-sql.js';
-import { migrateSession } from './session/migration.js';
+import { MigrationScheduler } from './migration/migration-scheduler.js';
 import { Session } from './session/session.js';
 import type { SessionHost } from './session/session-host.js';
 
@@ -36,10 +36,6 @@ import type { SessionHost } from './session/session-host.js';
 const SERVICE_CONNECTION_CAPABILITIES = CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION |
   CLIENT_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | CLIENT_DEPRECATE_EOF;
 
-/** Migrations running at once; more requests wait their turn. */
-const MAX_CONCURRENT_MIGRATIONS = 32;
-/** A session whose migration failed or was vetoed is left alone this long. */
-const MIGRATION_RETRY_DELAY_MS = 3000;
 
 /** How long the first client's greeting waits for a backend's, at most. */
 const GREETING_PROBE_TIMEOUT_MS = 2000;
@@ -98,22 +94,10 @@ export class Kernel implements SessionHost {
   /** Where shutdown is: the admin API reports unhealthy from "graceful-wait" on. */
   phase: ProxyPhase = 'running';
   /**
-   * Sessions asked to move (by the balancer, drains, the admin API), carried out at their next safe
-   * point by the migration mechanism; counted per reason.
+   * Sessions asked to move (by the balancer, drains, the admin API) and failovers, carried out at each
+   * session's next safe point (src/kernel/migration/).
    */
-  readonly migrationRequests = new Map<number, MigrationRequest>();
-  readonly migrationRequestCounts = new Map<string, number>();
-  /** Finished migrations by "<reason>/<result>" (succeeded, failed, vetoed). */
-  readonly migrationResults = new Map<string, number>();
-  private readonly migrating = new Set<number>();
-  /** A session whose migration failed is not tried again before this time. */
-  private readonly migrationRetryAt = new Map<number, number>();
-  /**
-   * Sessions a veto said cannot move until something changes (no credentials): further requests are
-   * refused, so the balancer picks other sessions instead of asking again. Cleared on COM_CHANGE_USER.
-   */
-  private readonly unmovable = new Map<number, string>();
-  private migrationTimer: NodeJS.Timeout | null = null;
+  readonly migrations: MigrationScheduler;
   private greetingProbe: Promise<void> | null = null;
   /** Set while a generation is being built: backend events to replay on it (see buildGeneration). */
   private eventsDuringBuild: BackendEvent[] | null = null;
@@ -153,6 +137,7 @@ export class Kernel implements SessionHost {
     this.lastId = this.worker ? ((this.worker.id << WORKER_ID_SHIFT) | WORKER_SEQUENCE_MASK) >>> 0 : 0xffffffff;
     this.nextId = this.firstId;
     this.backends = new BackendRegistry((event) => this.publishBackendEvent(event));
+    this.migrations = new MigrationScheduler({ logger: this.logger, backends: this.backends, session: (id) => this.sessions.get(id) });
     this.workerGroup = new WorkerGroupHost(this.worker?.id ?? 0, this.worker?.count ?? 1);
     this.http = new HttpListener(this.logger, () => this.generation?.httpHandler ?? null);
     this.loadTls(options.config);
@@ -233,7 +218,7 @@ export class Kernel implements SessionHost {
       pluginCompileFailure: () => this.compileFailure,
       phase: () => this.phase,
       sessionFacts: (id) => this.sessionFacts(id),
-      runningMigrations: () => [...this.migrating],
+      runningMigrations: () => [...this.migrations.running],
       closeSession: (id, reason) => {
         const session = this.sessions.get(id);
         if (!session) return false;
@@ -244,6 +229,10 @@ export class Kernel implements SessionHost {
         generation.httpHandler = handler;
       },
       httpAddress: () => this.http.address(),
+      sqlAddress: () => {
+        const bound = this.server?.address();
+        return typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : null;
+      },
     };
   }
 
@@ -258,8 +247,8 @@ export class Kernel implements SessionHost {
     const session = this.sessions.get(id);
     if (!session) return undefined;
     const unsafe = session.unsafeReason();
-    const migration = this.migrating.has(id) ? 'running' : this.migrationRequests.has(id) ? 'pending' : null;
-    return { generation: session.generation.id, notMovable: this.unmovable.get(id) ?? (unsafe === null ? null : String(unsafe)), migration };
+    const migration = this.migrations.running.has(id) ? 'running' : this.migrations.requests.has(id) ? 'pending' : null;
+    return { generation: session.generation.id, notMovable: this.migrations.unmovableReason(id) ?? (unsafe === null ? null : String(unsafe)), migration };
   }
 
   /** The admin API's config change: merged into the running config, validated, applied as a generation. */
@@ -324,96 +313,63 @@ export class Kernel implements SessionHost {
   private migrationDirectory(): MigrationDirectory {
     return {
       request: (sessionId, reason, to) => this.requestMigration(sessionId, reason, to),
-      pending: () => [...this.migrationRequests.values()],
+      pending: () => [...this.migrations.requests.values()],
       cancel: (sessionId) => this.cancelMigration(sessionId),
       unmovableReason: (sessionId) => this.unmovableReason(sessionId),
     };
   }
 
   requestMigration(sessionId: number, reason: string, to?: string): boolean {
-    if (!this.sessions.has(sessionId) || this.migrationRequests.has(sessionId) || this.unmovable.has(sessionId)) return false;
-    this.migrationRequests.set(sessionId, { sessionId, reason, requestedAt: Date.now(), ...(to ? { to } : {}) });
-    this.migrationRequestCounts.set(reason, (this.migrationRequestCounts.get(reason) ?? 0) + 1);
-    this.logger.debug({ conn: sessionId, reason, to }, 'migration requested');
-    setImmediate(() => this.scheduleMigrations());
-    return true;
+    return this.migrations.request(sessionId, reason, to);
   }
 
   cancelMigration(sessionId: number): boolean {
-    if (this.migrating.has(sessionId)) return false;
-    return this.migrationRequests.delete(sessionId);
+    return this.migrations.cancel(sessionId);
   }
 
-  /** Starts pending migrations of sessions that are at a safe point, up to the concurrency limit. */
-  private scheduleMigrations(): void {
-    for (const id of [...this.migrationRequests.keys()]) {
-      if (this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return;
-      const session = this.sessions.get(id);
-      if (!session) this.migrationRequests.delete(id);
-      else void this.tryMigrate(session);
-    }
+  /** Pending requests by session id. */
+  get migrationRequests(): ReadonlyMap<number, MigrationRequest> {
+    return this.migrations.requests;
+  }
+
+  /** Accepted requests by reason. */
+  get migrationRequestCounts(): ReadonlyMap<string, number> {
+    return this.migrations.requestCounts;
+  }
+
+  /** Finished migrations by "<reason>/<result>". */
+  get migrationResults(): ReadonlyMap<string, number> {
+    return this.migrations.results;
   }
 
   /** The session's credentials changed (COM_CHANGE_USER): it may be movable again. */
   sessionUserChanged(session: Session): void {
-    this.unmovable.delete(session.id);
+    this.migrations.userChanged(session.id);
   }
 
   /** Why the session cannot be moved at all, or null (plugins' vetoes with retry: false). */
   unmovableReason(sessionId: number): string | null {
-    return this.unmovable.get(sessionId) ?? null;
+    return this.migrations.unmovableReason(sessionId);
   }
 
   /** Whether a move was asked for this session (the session may then commit-and-move on BEGIN). */
   migrationPending(session: Session): boolean {
-    return this.migrationRequests.has(session.id) && (this.migrationRetryAt.get(session.id) ?? 0) <= Date.now();
+    return this.migrations.pending(session.id);
   }
 
   /** Runs the session's pending move now if it is at a safe point; resolves when it is over. */
   migrateNow(session: Session): Promise<void> {
-    return this.tryMigrate(session) ?? Promise.resolve();
+    return this.migrations.migrateNow(session);
   }
 
-  private tryMigrate(session: Session): Promise<void> | undefined {
-    const request = this.migrationRequests.get(session.id);
-    if (!request || this.migrating.has(session.id) || this.migrating.size >= MAX_CONCURRENT_MIGRATIONS) return undefined;
-    if ((this.migrationRetryAt.get(session.id) ?? 0) > Date.now() || session.unsafeReason() !== null) return undefined;
-    this.migrating.add(session.id);
-    return migrateSession(session, request, (addr) => this.backends.get(addr))
-      .then((outcome) => {
-        const key = `${request.reason}/${outcome.result}`;
-        this.migrationResults.set(key, (this.migrationResults.get(key) ?? 0) + 1);
-        const fields = { from: outcome.from.addr, to: outcome.to.addr, reason: request.reason, durationMs: outcome.durationMs, error: outcome.error };
-        if (outcome.result === 'succeeded') {
-          session.logger.info(fields, 'session migrated');
-          this.migrationRequests.delete(session.id);
-          this.migrationRetryAt.delete(session.id);
-        } else {
-          session.logger[outcome.result === 'failed' ? 'warn' : 'info'](fields, `migration ${outcome.result}: ${outcome.error ?? ''}`);
-          this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
-          // A veto that says "not until something changes" (no credentials) ends the request, and later
-          // requests for this session are refused: the balancer then picks other sessions.
-          if (outcome.result === 'vetoed' && outcome.retry === false) {
-            this.migrationRequests.delete(session.id);
-            this.unmovable.set(session.id, outcome.error ?? 'vetoed');
-          }
-        }
-        session.generation.hooks.afterMigrate.call(outcome);
-      })
-      .catch((err: unknown) => {
-        session.logger.error({ err }, 'migration crashed');
-        // Not again at once: finally() reschedules, and an immediate retry that crashes again never yields.
-        this.migrationRetryAt.set(session.id, Date.now() + MIGRATION_RETRY_DELAY_MS);
-      })
-      .finally(() => {
-        this.migrating.delete(session.id);
-        this.scheduleMigrations();
-      });
+  /** The session's backend died between commands: re-establish it elsewhere. */
+  failover(session: Session, dead: BackendRecord): ReturnType<MigrationScheduler['failover']> {
+    return this.migrations.failover(session, dead);
   }
 
   /** Migrations running now. */
   get migrationsInFlight(): number {
-    return this.migrating.size;
+    return this.migrations.running.size;
   }
 
   private publishBackendEvent(event: BackendEvent): void {
@@ -525,9 +481,7 @@ export class Kernel implements SessionHost {
 
   sessionClosed(session: Session, _reason: CloseReason): void {
     this.sessions.delete(session.id);
-    this.migrationRequests.delete(session.id);
-    this.migrationRetryAt.delete(session.id);
-    this.unmovable.delete(session.id);
+    this.migrations.sessionClosed(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
 
@@ -540,7 +494,7 @@ export class Kernel implements SessionHost {
       this.releaseGeneration(old);
     }
     if (this.shuttingDown && session.unsafeReason() === null) session.close({ side: 'proxy', reason: 'shutdown' });
-    else if (this.migrationRequests.size > 0) void this.tryMigrate(session);
+    else this.migrations.sessionIdle(session);
   }
 
   // ---- listening -----------------------------------------------------------------------------------
@@ -574,8 +528,7 @@ export class Kernel implements SessionHost {
       }
     }
     // Sessions that stay idle never reach sessionIdle again: retry their pending migrations periodically.
-    this.migrationTimer = setInterval(() => this.scheduleMigrations(), 1000);
-    this.migrationTimer.unref();
+    this.migrations.start();
     await this.generation.hooks.lifecycle.ready.promise({ config: this.cfg });
     return result;
   }
@@ -753,7 +706,7 @@ export class Kernel implements SessionHost {
       s.close({ side: 'proxy', reason: 'shutdown-timeout' });
     }
     this.pluginDirWatch?.close();
-    if (this.migrationTimer) clearInterval(this.migrationTimer);
+    this.migrations.stop();
     await this.generation.hooks.lifecycle.shutdown.promise({ config: this.cfg });
     // The API port closes last, so health keeps answering 502 while sessions end.
     await this.http.close();

@@ -189,6 +189,10 @@ export const ER_PROXY_BACKEND_TLS = 9002;
 export const ER_PROXY_PLUGIN_REFUSED = 9003;
 export const ER_PROXY_PLUGIN_FAILED = 9004;
 export const ER_PROXY_BACKEND_HANDSHAKE = 9005;
+/** The backend died during this command; its effect is unknown. The session continues elsewhere when it can. */
+export const ER_PROXY_BACKEND_LOST = 9006;
+/** The backend died and the session could not be re-established on another one (the message says why). */
+export const ER_PROXY_SESSION_LOST = 9007;
 
 export const SQLSTATE_GENERAL = 'HY000';
 export const SQLSTATE_COMMUNICATION = '08S01';

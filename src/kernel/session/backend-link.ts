@@ -156,9 +156,9 @@ export class BackendLink {
     return conn;
   }
 
-  /** A backend for this session other than `leaving`, chosen by the selectBackend taps. */
-  selectMigrationTarget(leaving: string): Promise<BackendRecord | null> {
-    return this.select('migration', new Set([leaving]));
+  /** A backend for this session other than those in `exclude` (the one it leaves, unreachable ones), chosen by the selectBackend taps. */
+  selectMigrationTarget(exclude: ReadonlySet<string>): Promise<BackendRecord | null> {
+    return this.select('migration', exclude);
   }
 
   private async select(reason: 'new-session' | 'retry' | 'migration', exclude: ReadonlySet<string>): Promise<BackendRecord | null> {

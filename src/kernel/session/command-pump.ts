@@ -44,6 +44,11 @@ export interface PumpOwner extends HostedSession {
   /** Capabilities the client negotiated with the proxy. */
   readonly capabilities: number;
   database: string;
+  /**
+   * The backend connection closed under the session between packets. `errorSeq` >= 0: a command was
+   * waiting for its response, and an ERR with that sequence id answers it.
+   */
+  backendLost(errorSeq: number): void;
 }
 
 /** A session as the commands the kernel intercepts see it (kill-command.ts, change-user.ts, begin-move.ts). */
@@ -381,14 +386,29 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
         waiting ? new BackendError(ER_CONNECTION_KILLED, 'Connection was killed', '70100') : undefined, this.tracker.nextSeq);
       return;
     }
-    if (waiting) {
-      // The client is waiting for a response: give it an error in sequence instead of a bare close.
-      owner.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed during a command` },
-        new BackendError(CR_SERVER_LOST, `Lost connection to backend ${addr} during query`, SQLSTATE_COMMUNICATION), this.tracker.nextSeq);
+    // Half a packet reached the client, or the proxy was talking to the backend itself: nothing to save.
+    if (this.tracker.midPacket || this.busy || !this.reader.atPacketBoundary) {
+      owner.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed the connection` },
+        waiting ? new BackendError(CR_SERVER_LOST, `Lost connection to backend ${addr} during query`, SQLSTATE_COMMUNICATION) : undefined,
+        this.tracker.nextSeq);
       return;
     }
-    owner.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed the connection` });
+    owner.backendLost(waiting ? this.tracker.nextSeq : -1);
   };
+
+  /** The session waits for a failover: client commands queue up, nothing reaches a backend. */
+  suspend(): void {
+    this.busy = true;
+    this.clientExclusive = true;
+  }
+
+  /** The failover is over: queued client commands go to the new backend. */
+  release(): void {
+    this.busy = false;
+    this.clientExclusive = false;
+    const early = this.clientQueue.drain();
+    if (early.length > 0) this.reader.feed(early);
+  }
 
   private readonly onBackendError = (err: Error): void => {
     this.owner.logger.debug({ err: err.message }, 'backend socket error');

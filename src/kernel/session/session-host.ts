@@ -3,7 +3,7 @@ import type { ConnectionOptions, SecureContext } from 'node:tls';
 import type { BackendRecord, BackendRegistry } from '../backend/backend-registry.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import type { CloseReason, ProxyError } from '../errors.js';
-import type { SessionInfo } from '../hooks/hook-types.js';
+import type { MigrationOutcome, SessionInfo } from '../hooks/hook-types.js';
 import type { Generation } from '../plugins/generation.js';
 import type { BackendConnection } from './backend-connection.js';
 import type { Unsafe } from './session-state.js';
@@ -54,4 +54,6 @@ export interface SessionHost {
   migrationPending(session: HostedSession): boolean;
   /** Runs the session's pending move now if the session is at a safe point. */
   migrateNow(session: HostedSession): Promise<void>;
+  /** The session's backend died between commands: re-establish it on another backend (failover). */
+  failover(session: HostedSession, dead: BackendRecord): Promise<MigrationOutcome>;
 }

@@ -1,10 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ClientError, ProxyError, type CloseReason } from '../errors.js';
+import { BackendError, ClientError, ProxyError, type CloseReason } from '../errors.js';
 import type { AuthExchange, BackendInfo, TrackedSessionState } from '../hooks/hook-types.js';
 import type { PacketChannel } from '../net/packet-channel.js';
 import type { Generation } from '../plugins/generation.js';
-import { CLIENT_COMPRESS, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET, ER_PROXY_NO_BACKEND } from '../protocol/constants.js';
+import {
+  CLIENT_COMPRESS, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET, ER_PROXY_BACKEND_LOST, ER_PROXY_NO_BACKEND,
+  ER_PROXY_SESSION_LOST, SQLSTATE_COMMUNICATION,
+} from '../protocol/constants.js';
 import { MalformedPacketError } from '../protocol/payload-reader.js';
 import { buildErrPayload, parseOkPayload } from '../protocol/response-packets.js';
 import type { BackendConnection } from './backend-connection.js';
@@ -183,6 +186,49 @@ export class Session implements InterceptingSession {
     return this.pump.exclusive(conn, work);
   }
 
+  // ---- a backend that dies -------------------------------------------------------------------------
+
+  /**
+   * The backend went away under the session (kill -9, reset, shutdown) between packets. A command
+   * waiting for its response gets an error (its effect is unknown, as with any lost connection). Then,
+   * if the session was outside a transaction, it is re-established on another backend with the state
+   * the proxy knows (failover) and the client carries on; otherwise, or if that fails, it is closed with
+   * an error that says why (sent as the server itself does when it ends an idle connection).
+   */
+  backendLost(errorSeq: number): void {
+    const dead = this.link.conn?.backend;
+    if (!dead) return;
+    const addr = dead.addr;
+    const inTransaction = this.state.inTransaction;
+    if (errorSeq >= 0) {
+      const continues = inTransaction ? 'the transaction is lost and the connection closes' : 'the session continues on another backend if it can';
+      this.client.writePacket(buildErrPayload(ER_PROXY_BACKEND_LOST,
+        `Lost connection to backend ${addr} during this command (its effect is unknown); ${continues}`, SQLSTATE_COMMUNICATION), errorSeq & 0xff);
+    }
+    const stuck = inTransaction ? 'it was inside a transaction, which died with the backend'
+      : this.state.localInfile ? 'a LOAD DATA LOCAL INFILE was in progress' : null;
+    if (stuck) {
+      this.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed the connection; ${stuck}` },
+        errorSeq >= 0 ? undefined : sessionLost(addr, stuck), 0);
+      return;
+    }
+    this.pump.suspend();
+    this.logger.info({ backend: addr }, 'backend lost; failing over');
+    void this.host.failover(this, dead).then((outcome) => {
+      if (this.isClosed) return;
+      if (outcome.result === 'succeeded') {
+        this.pump.release();
+        this.host.sessionIdle(this);
+        return;
+      }
+      const why = outcome.error ?? outcome.result;
+      this.close({ side: 'backend', reason: 'backend-lost', detail: `${addr} closed the connection; failover ${outcome.result}: ${why}` },
+        sessionLost(addr, why), 0);
+    }, (err: unknown) => {
+      this.close({ side: 'proxy', reason: 'backend-lost', detail: `failover crashed: ${(err as Error).message}` }, sessionLost(addr, (err as Error).message), 0);
+    });
+  }
+
   // ---- endings -------------------------------------------------------------------------------------
 
   private readonly onClientClose = (): void => {
@@ -228,4 +274,9 @@ export class Session implements InterceptingSession {
     this.generation.hooks.close.promise({ session: this, side: reason.side, reason: reason.reason, loggedIn: wasCommand, ...(reason.detail ? { detail: reason.detail } : {}) })
       .catch(() => {});
   }
+}
+
+/** The error a session gets when its backend died and it could not be re-established elsewhere. */
+function sessionLost(addr: string, why: string): ProxyError {
+  return new BackendError(ER_PROXY_SESSION_LOST, `Backend ${addr} went away and this session cannot be re-established on another backend: ${why}`, SQLSTATE_COMMUNICATION);
 }

@@ -73,16 +73,29 @@ export default definePlugin<BalanceConfig>({
         backends, sessions, migrations, load, latency, factorSettings, candidateSettings, logger,
         settings: { migrationsPerSecond: config.rebalance['migrations-per-second'], evacuateSeconds: config.rebalance['evacuate-seconds'] },
       });
-      const timer = setInterval(() => {
+      const round = (): void => {
         if (superseded()) return;
         try {
           rebalancer.tick();
         } catch (err) {
           logger.error({ err }, 'rebalance round failed');
         }
-      }, config.rebalance.interval * 1000);
+      };
+      const timer = setInterval(round, config.rebalance.interval * 1000);
       timer.unref();
-      onDispose(() => clearInterval(timer));
+      // A backend to leave (removed, draining, unhealthy) starts its evacuation now, not at the next round.
+      let soon: NodeJS.Immediate | null = null;
+      hooks.backendEvent.tap('balance', (event) => {
+        const leave = event.type === 'removed' || (event.type === 'draining' && event.draining) || (event.type === 'health' && !event.healthy);
+        if (leave && !soon) soon = setImmediate(() => {
+          soon = null;
+          round();
+        });
+      });
+      onDispose(() => {
+        clearInterval(timer);
+        if (soon) clearImmediate(soon);
+      });
     }
   },
 });
