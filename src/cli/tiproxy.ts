@@ -10,6 +10,7 @@ import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
 import { configFileBaseline, configForReload, watchConfigFile } from './config-watch.js';
+import { cannotListen } from './listen-error.js';
 import { runPrimary } from './workers/primary.js';
 import { failWorker, runWorker, workerSlotFromEnv } from './workers/worker.js';
 
@@ -74,8 +75,7 @@ async function main(): Promise<void> {
     bound = await kernel.listen();
   } catch (err) {
     if (err instanceof ApiListenError) return fail(err.message);
-    const e = err as NodeJS.ErrnoException;
-    return fail(`cannot listen on ${config.proxy.addr}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
+    return fail(cannotListen(config.proxy.addr, err as NodeJS.ErrnoException));
   }
   const reload = reloader(kernel, args, logger);
   if (slot) runWorker(kernel, `${bound.host}:${bound.port}`, logger, reload);

@@ -18,6 +18,14 @@ export function supportsReusePort(version = process.versions.node, platform = pr
   return supported && platform === 'linux';
 }
 
+/**
+ * Whether workers listening on `listenPort` bind their own SO_REUSEPORT sockets. Not on port 0: each
+ * worker would get a different random port; they share the primary's handle instead.
+ */
+export function listensWithReusePort(listenPort: number): boolean {
+  return listenPort !== 0 && supportsReusePort();
+}
+
 /** This worker's slot, from the environment the primary forked it with. */
 export function workerSlotFromEnv(listenPort: number): WorkerSlot {
   const id = Number(process.env['TIPROXY_WORKER_ID']);
@@ -25,8 +33,7 @@ export function workerSlotFromEnv(listenPort: number): WorkerSlot {
   if (!Number.isInteger(id) || id < 1 || !Number.isInteger(count) || id > count) {
     throw new Error(`worker started without a valid TIPROXY_WORKER_ID/TIPROXY_WORKERS (${String(process.env['TIPROXY_WORKER_ID'])}/${String(process.env['TIPROXY_WORKERS'])})`);
   }
-  // Port 0 would give every reusePort worker a different random port: share the primary's instead.
-  return { id, count, reusePort: listenPort !== 0 && supportsReusePort() };
+  return { id, count, reusePort: listensWithReusePort(listenPort) };
 }
 
 function send(message: WorkerMessage, then?: () => void): void {
