@@ -5,7 +5,8 @@
 // scale-out / scale-in requests on its control endpoint, and stops everything on Ctrl-C.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
+import mysql from 'mysql2/promise';
 import { join } from 'node:path';
 import { startEtcd, type EtcdInstance } from '../../local-cluster/etcd.js';
 import { startGaleraCluster, type GaleraCluster, type GaleraNode } from '../../local-cluster/galera.js';
@@ -59,20 +60,27 @@ async function writeUsersFile(node: GaleraNode, path: string): Promise<void> {
   writeFileSync(path, `# Written by scripts/playground.ts from mysql.user.\n${rows.map((r) => `${r.user}:${r.hash}`).join('\n')}\n`, { mode: 0o600 });
 }
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
+/** One login and query through the proxy: it listens and has a backend it considers healthy. */
+async function serves(port: number): Promise<boolean> {
+  try {
+    const conn = await mysql.createConnection({ host: '127.0.0.1', port, user: ROOT_USER, password: ROOT_PASSWORD, connectTimeout: 2000 });
+    try {
+      await conn.query('SELECT 1');
+      return true;
+    } finally {
+      await conn.end();
+    }
+  } catch {
+    return false;
+  }
 }
 
-async function waitListening(proxy: ChildProcess, port: number, timeoutMs = 20_000): Promise<void> {
+async function waitServing(proxy: ChildProcess, port: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await listening(port))) {
-    if (proxy.exitCode !== null || proxy.signalCode !== null) throw new Error(`tiproxy exited (${proxy.exitCode ?? proxy.signalCode}) before listening on 127.0.0.1:${port}`);
-    if (Date.now() > deadline) throw new Error(`tiproxy did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+  while (!(await serves(port))) {
+    if (proxy.exitCode !== null || proxy.signalCode !== null) throw new Error(`tiproxy exited (${proxy.exitCode ?? proxy.signalCode}) before serving on 127.0.0.1:${port}`);
+    if (Date.now() > deadline) throw new Error(`tiproxy did not serve a client on 127.0.0.1:${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -188,7 +196,7 @@ export async function runPlayground(o: PlaygroundOptions): Promise<void> {
       process.stderr.write(`[playground] tiproxy exited (${code ?? signal}); stopping the playground\n`);
       void stop(1);
     });
-    await waitListening(proxy, o.sqlPort);
+    await waitServing(proxy, o.sqlPort);
 
     state = {
       pid: process.pid, control: control.addr, sql: `127.0.0.1:${o.sqlPort}`, api: `127.0.0.1:${o.apiPort}`,
