@@ -1,5 +1,6 @@
 // One command: `node --import tsx bench/migration-drain.ts [--sessions 1000] [--before 10]
-//   [--sysbench-threads 4] [--sysbench-test oltp_read_only] [--evacuate-seconds N] [--table-size 10000]`
+//   [--sysbench-threads 4] [--sysbench-test oltp_read_only] [--evacuate-seconds N] [--table-size 10000]
+//   [--state none|typical] [--cpu-profile FILE]`
 // Migration under load (issue 5 item 7): two MariaDB 10.11 instances A and B, the proxy in-process with
 // credentials-native (service account), migrate-replay, health and balance. `--sessions` idle raw
 // clients are opened, all on A (B is on the drain list while they connect), and sysbench runs on its own
@@ -8,10 +9,15 @@
 //   * the time until no session is left on A, and that every idle client then answers from B (0 errors);
 //   * each migration's duration (the kernel's afterMigrate outcome, tapped by a tiny bench plugin): p50/p99;
 //   * sysbench QPS (per-second reports) in the `--before` seconds before the drain vs during it.
+// `--state typical` gives every idle session the state of issue 11 before the drain: three session
+// variables (sql_mode, time_zone, SET NAMES), two user variables, three prepared statements; the table
+// then shows CPU per migration (proxy process, old and new MariaDB, from /proc/<pid>/stat, divided by the
+// migrations). `--sysbench-threads 0` runs no sysbench, so the proxy's CPU is the migrations' alone.
 // The evacuation pace is the balance plugin's `rebalance.evacuate-seconds` (default 5: a drained
 // backend's sessions are asked to move at count / 5 per second); `--evacuate-seconds` overrides it.
 // Prints a markdown table and writes JSON to bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import inspector from 'node:inspector/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { definePlugin, type TiproxyPlugin } from '../src/plugin.js';
@@ -33,6 +39,8 @@ const { values } = parseArgs({
     'evacuate-seconds': { type: 'string' },
     'table-size': { type: 'string', default: '10000' },
     'drain-budget': { type: 'string', default: '30' },
+    state: { type: 'string', default: 'none' },
+    'cpu-profile': { type: 'string' },
   },
 });
 const SESSIONS = Number(values.sessions);
@@ -42,6 +50,18 @@ const DRAIN_BUDGET_S = Number(values['drain-budget']);
 const SB_THREADS = Number(values['sysbench-threads']);
 const SB_TEST = values['sysbench-test'] as SysbenchTest;
 const evacuateSeconds = values['evacuate-seconds'] === undefined ? undefined : Number(values['evacuate-seconds']);
+const STATE = values.state;
+if (STATE !== 'none' && STATE !== 'typical') throw new Error(`--state must be none or typical, not ${STATE}`);
+
+/** Issue 11's typical session state: a few session variables, two user variables, three prepared statements. */
+async function giveTypicalState(c: RawClient, i: number): Promise<void> {
+  await c.query("SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+02:00'");
+  await c.query('SET NAMES utf8mb4');
+  await c.query(`SET @tenant = ${i}, @label = 'session-${i}'`);
+  await c.prepare('SELECT c FROM sbtest1 WHERE id = ?');
+  await c.prepare('SELECT SUM(k) FROM sbtest1 WHERE id BETWEEN ? AND ?');
+  await c.prepare('UPDATE sbtest1 SET k = k + 1 WHERE id = ?');
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -98,24 +118,35 @@ try {
   // first plugin generation is built do not reach its backendEvent tap): wait for it.
   while (!p.kernel.backends.get(B)?.draining) await sleep(50);
   const openedAt = Date.now();
-  await inBatches(Array.from({ length: SESSIONS }, (_, i) => i), 100, async () => {
-    clients.push(await RawClient.connect({ host: p.host, port: p.port, user: SBTEST_USER, password: SBTEST_PASSWORD, database: SBTEST_DATABASE }));
+  await inBatches(Array.from({ length: SESSIONS }, (_, i) => i), 100, async (i) => {
+    const c = await RawClient.connect({ host: p.host, port: p.port, user: SBTEST_USER, password: SBTEST_PASSWORD, database: SBTEST_DATABASE });
+    if (STATE === 'typical') await giveTypicalState(c, i);
+    clients.push(c);
   });
   log(`${SESSIONS} sessions opened in ${Date.now() - openedAt} ms: ${sessionsOn(A)} on A, ${sessionsOn(B)} on B`);
 
   // 2. sysbench on its own sessions (also on A), with per-second reports.
   const sbTime = WARMUP_S + BEFORE_S + DRAIN_BUDGET_S;
   const sbStartedAt = Date.now();
-  const sbRun = sysbench(SB_TEST, 'run', {
-    ...sb, host: p.host, port: p.port, threads: SB_THREADS, time: sbTime, extra: ['--report-interval=1'],
-  });
+  const sbRun = SB_THREADS > 0
+    ? sysbench(SB_TEST, 'run', { ...sb, host: p.host, port: p.port, threads: SB_THREADS, time: sbTime, extra: ['--report-interval=1'] })
+    : Promise.resolve({ raw: '', errors: 0, reconnects: 0 });
   await sleep((WARMUP_S + BEFORE_S) * 1000);
 
   // 3. The drain: one reload moves the drain list from B to A.
   const next = configWithPlugin(p.kernel, 'health', { drain: [A] });
   // CPU used while draining: this process (the in-process proxy; the idle clients do nothing), A and B.
-  const cpuPids = { proxy: process.pid, mariadbA: dbA.pid, mariadbB: dbB.pid };
-  const cpuBefore = Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  // The proxy's CPU is this process's own (process.cpuUsage): cpuSeconds(process.pid) would add its
+  // children — the MariaDBs and sysbench this bench started.
+  const cpuOf = { proxy: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }, mariadbA: () => cpuSeconds(dbA.pid), mariadbB: () => cpuSeconds(dbB.pid) };
+  const cpuBefore = Object.fromEntries(Object.entries(cpuOf).map(([k, read]) => [k, read()]));
+  // --cpu-profile: the V8 profile of this process (the in-process proxy) over the drain only.
+  const profiler = values['cpu-profile'] ? new inspector.Session() : null;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   const drainAt = Date.now();
   await p.kernel.reload(next);
   let drainedAt = 0;
@@ -127,18 +158,25 @@ try {
     await sleep(10);
   }
   const drainMs = drainedAt ? drainedAt - drainAt : NaN;
-  const cpuDuring = Object.fromEntries(Object.entries(cpuPids).map(([k, pid]) => [k, cpuSeconds(pid) - cpuBefore[k]!]));
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(values['cpu-profile']!, JSON.stringify(profile));
+    profiler.disconnect();
+  }
+  const cpuDuring = Object.fromEntries(Object.entries(cpuOf).map(([k, read]) => [k, read() - cpuBefore[k]!]));
   log(drainedAt ? `A drained in ${drainMs} ms` : `A NOT drained within ${DRAIN_BUDGET_S} s: ${sessionsOn(A)} sessions left`);
 
   const sbResult = await sbRun;
 
-  // 4. Every idle client still works, and answers from B.
+  // 4. Every idle client still works, and answers from B (with its state, when it had some).
   let clientErrors = 0;
   let onB = 0;
+  let stateLost = 0;
   await inBatches(clients, 100, async (c) => {
     try {
-      const rows = await c.rows('SELECT @@port');
+      const rows = await c.rows('SELECT @@port, @tenant, @label, @@time_zone, @@character_set_client');
       if (Number(rows[0]![0]) === dbB.port) onB++;
+      if (STATE === 'typical' && (rows[0]![1] === null || rows[0]![2] !== `session-${rows[0]![1]}` || rows[0]![3] !== '+02:00' || rows[0]![4] !== 'utf8mb4')) stateLost++;
     } catch {
       clientErrors++;
     }
@@ -158,7 +196,8 @@ try {
   const moved = outcomes.filter((o) => o.at >= drainAt && o.from === A);
   const ok = moved.filter((o) => o.result === 'succeeded').map((o) => o.durationMs).sort((a, b) => a - b);
   const notOk = moved.filter((o) => o.result !== 'succeeded');
-  const settings = `evacuate-seconds=${evacuateSeconds ?? '5 (default)'}`;
+  const settings = `evacuate-seconds=${evacuateSeconds ?? '5 (default)'}, state=${STATE}, sysbench threads=${SB_THREADS}`;
+  const perMigrationMs = (k: string) => (moved.length ? ((cpuDuring[k]! * 1000) / moved.length).toFixed(2) : 'n/a');
 
   const rows: Array<[string, string]> = [
     ['idle sessions on A before the drain', String(SESSIONS)],
@@ -172,10 +211,12 @@ try {
     ['sysbench errors / reconnects (whole run)', `${sbResult.errors} / ${sbResult.reconnects}`],
     ['CPU seconds during the drain: proxy / MariaDB A / MariaDB B',
       `${cpuDuring['proxy']!.toFixed(1)} / ${cpuDuring['mariadbA']!.toFixed(1)} / ${cpuDuring['mariadbB']!.toFixed(1)}`],
+    ['CPU ms per migration: proxy / old backend (A) / new backend (B)', `${perMigrationMs('proxy')} / ${perMigrationMs('mariadbA')} / ${perMigrationMs('mariadbB')}`],
+    ['idle clients whose state was lost', STATE === 'typical' ? String(stateLost) : 'n/a'],
   ];
   const table = [`Migration drain, ${settings}`, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
   process.stdout.write(`${table}\n`);
-  if (clientErrors + closedUnderClients > 0 || onB !== SESSIONS || Number.isNaN(drainMs)) exitCode = 1;
+  if (clientErrors + closedUnderClients + stateLost > 0 || onB !== SESSIONS || Number.isNaN(drainMs)) exitCode = 1;
 
   const out = join(repoRoot, 'bench', 'results');
   mkdirSync(out, { recursive: true });
@@ -185,6 +226,7 @@ try {
     drainMs, migrations: { succeeded: ok.length, other: notOk.map((o) => o.result), p50Ms: percentile(ok, 50), p99Ms: percentile(ok, 99), maxMs: ok.at(-1) ?? null },
     clientErrors, closedUnderClients, onB, qpsBefore, qpsDuring, qpsMinDuring, reports: reports.map((r) => ({ t: r.at - drainAt, qps: r.qps })),
     sysbenchErrors: sbResult.errors, sysbenchReconnects: sbResult.reconnects, cpuSecondsDuringDrain: cpuDuring,
+    state: STATE, stateLost, cpuMsPerMigration: { proxy: perMigrationMs('proxy'), old: perMigrationMs('mariadbA'), new: perMigrationMs('mariadbB') },
   }, null, 2));
   log(`wrote ${file}`);
 } finally {

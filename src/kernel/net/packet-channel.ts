@@ -44,6 +44,11 @@ export class PacketChannel {
     return this.queue.drain();
   }
 
+  /** Several commands (each starting at sequence 0) in one socket write: a pipeline costs one syscall, not one per command. */
+  writeCommands(payloads: readonly Buffer[]): void {
+    this.socket.write(Buffer.concat(payloads.map((payload) => framePackets(payload, 0).packet)));
+  }
+
   read(timeoutMs = 0, what = 'packet'): Promise<Packet> {
     return this.queue.read(timeoutMs, what);
   }

@@ -46,11 +46,11 @@ export class BackendSqlRunner implements BackendSql {
    */
   async pipeline(steps: readonly PipelineStep[]): Promise<PipelineOutcome[]> {
     const texts = steps.map((step) => ('prepare' in step ? (typeof step.prepare === 'string' ? Buffer.from(step.prepare, 'utf8') : step.prepare) : null));
-    steps.forEach((step, i) => {
-      if ('query' in step) this.sendQuery(step.query);
-      else if ('prepare' in step) this.sendPrepare(texts[i]!);
-      else this.sendClose(step.close);
-    });
+    this.channel.writeCommands(steps.map((step, i) => {
+      if ('query' in step) return queryPayload(step.query);
+      if ('prepare' in step) return Buffer.concat([Buffer.from([COM_STMT_PREPARE]), texts[i]!]);
+      return closePayload(step.close);
+    }));
     const outcomes: PipelineOutcome[] = [];
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
@@ -67,22 +67,11 @@ export class BackendSqlRunner implements BackendSql {
   }
 
   private sendQuery(sql: string): void {
-    const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql, 'utf8'));
-    payload[0] = COM_QUERY;
-    payload.write(sql, 1, 'utf8');
-    this.channel.write(payload, 0);
+    this.channel.write(queryPayload(sql), 0);
   }
 
   private sendPrepare(text: Buffer): void {
     this.channel.write(Buffer.concat([Buffer.from([COM_STMT_PREPARE]), text]), 0);
-  }
-
-  /** COM_STMT_CLOSE: the server sends no answer. */
-  private sendClose(statementId: number): void {
-    const payload = Buffer.allocUnsafe(5);
-    payload[0] = COM_STMT_CLOSE;
-    payload.writeUInt32LE(statementId, 1);
-    this.channel.write(payload, 0);
   }
 
   private async readQueryResult(sql: string): Promise<SqlResult> {
@@ -141,6 +130,21 @@ export class BackendSqlRunner implements BackendSql {
     for (let i = 0; i < params + columns + eofs; i++) await this.read('statement metadata');
     return { statementId, params, columns };
   }
+}
+
+function queryPayload(sql: string): Buffer {
+  const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql, 'utf8'));
+  payload[0] = COM_QUERY;
+  payload.write(sql, 1, 'utf8');
+  return payload;
+}
+
+/** COM_STMT_CLOSE: the server sends no answer. */
+function closePayload(statementId: number): Buffer {
+  const payload = Buffer.allocUnsafe(5);
+  payload[0] = COM_STMT_CLOSE;
+  payload.writeUInt32LE(statementId, 1);
+  return payload;
 }
 
 /** Quotes a string for SQL (backslash escapes off-safe: doubles quotes, escapes backslashes and NUL). */

@@ -4,7 +4,7 @@ import { quoteIdent, quoteString } from './sql-text.js';
 
 export interface UserVariable {
   name: string;
-  /** INT, DECIMAL, REAL or STRING (information_schema.USER_VARIABLES). */
+  /** information_schema.USER_VARIABLES.VARIABLE_TYPE: INT, INT UNSIGNED, DECIMAL, DOUBLE, VARCHAR on MariaDB 10.11. */
   type: string;
   hex: string | null;
   text: string | null;

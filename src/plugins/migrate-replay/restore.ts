@@ -24,17 +24,13 @@ export async function runSteps(target: BackendSql, steps: readonly PipelineStep[
 }
 
 function userVariableValue(u: UserVariable): string {
-  if (u.hex === null) return 'NULL';
-  switch (u.type) {
-    case 'INT':
-    case 'DECIMAL':
-      return u.text ?? 'NULL';
-    case 'REAL':
-      // 1000 would come back as an INT: an exponent keeps it a REAL.
-      return u.text === null ? 'NULL' : /[eE]|inf|nan/i.test(u.text) ? u.text : `${u.text}e0`;
-    default:
-      return u.charset && u.charset !== 'binary' ? `CONVERT(UNHEX('${u.hex}') USING ${u.charset})` : `UNHEX('${u.hex}')`;
-  }
+  if (u.hex === null || u.text === null) return 'NULL';
+  // MariaDB 10.11 names the types INT, INT UNSIGNED, DECIMAL, DOUBLE, VARCHAR (older servers: INT, DECIMAL, REAL, STRING).
+  const type = u.type.toUpperCase();
+  if (type.startsWith('INT') || type === 'DECIMAL') return u.text;
+  // 1000 would come back as an INT: an exponent keeps it a DOUBLE.
+  if (type === 'DOUBLE' || type === 'REAL') return /[eE]|inf|nan/i.test(u.text) ? u.text : `${u.text}e0`;
+  return u.charset && u.charset !== 'binary' ? `CONVERT(UNHEX('${u.hex}') USING ${u.charset})` : `UNHEX('${u.hex}')`;
 }
 
 /** Assignments for one SET: character sets before collations (a character set resets its collation), then the rest, then user variables. */
