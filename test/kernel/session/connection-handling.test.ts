@@ -12,7 +12,7 @@ import { freePort } from '../../../local-cluster/ports.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, rejection, waitFor } from '../../harness/clients.js';
 import {
-  DEFAULT_CHARSET_ID, MYSQL_NATIVE_PASSWORD, PROXY_SUPPORTED_CAPABILITIES, SERVER_STATUS_AUTOCOMMIT,
+  DEFAULT_CHARSET_ID, ER_PROXY_BACKEND_LOST, MYSQL_NATIVE_PASSWORD, PROXY_SUPPORTED_CAPABILITIES, SERVER_STATUS_AUTOCOMMIT,
 } from '../../../src/kernel/protocol/constants.js';
 import { buildGreeting } from '../../../src/kernel/protocol/handshake-packets.js';
 import { framePackets } from '../../../src/kernel/protocol/payload-writer.js';
@@ -409,7 +409,7 @@ describe('connection handling', () => {
       await proxy?.stop();
     });
 
-    it('the session on it gets 2013 naming the backend; others keep working; new clients get in', async () => {
+    it('the session on it gets 9006 naming the backend, then closes (no credentials to fail over); others keep working; new clients get in', async () => {
       const a0 = await connect(proxy);
       const b0 = await connect(proxy);
       assert.notEqual(backendOf(proxy, a0), backendOf(proxy, b0));
@@ -425,8 +425,9 @@ describe('connection handling', () => {
       await db2.kill();
       const err = await sleeping;
       assert.ok(Date.now() - killedAt < 2000, `A's query ended ${Date.now() - killedAt} ms after the kill`);
-      assert.equal(err.errno, 2013, err.message);
+      assert.equal(err.errno, ER_PROXY_BACKEND_LOST, err.message);
       assert.ok(err.message.includes(addr(db2)), err.message);
+      assert.match(err.message, /effect is unknown/);
       await expectClosedLog(proxy, aId, 'backend', 'backend-lost');
       assert.equal(await port(b), db1.port, 'B on the other backend keeps working');
       for (let i = 0; i < 3; i++) {
