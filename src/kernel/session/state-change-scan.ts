@@ -117,6 +117,10 @@ function intoBefore(buf: Buffer, start: number, i: number): boolean {
   return wordAt(buf, from, j + 1, 'INTO') !== -1;
 }
 
+/** Bytes the scan stops at: @ ; / g G. */
+const INTERESTING = new Uint8Array(256);
+for (const c of [0x40, 0x3b, 0x2f, 0x67, 0x47]) INTERESTING[c] = 1;
+
 /**
  * Scans buf[start, end) — the statement text the proxy has — and returns StateScan bits. `complete`
  * is false when the statement goes on past `end` unseen: that is reported as an assignment (it may hide
@@ -126,6 +130,7 @@ export function scanStatement(buf: Buffer, start: number, end: number, complete:
   let bits = leadingWord(buf, start, end);
   for (let i = start; i < end; i++) {
     const c = buf[i]!;
+    if (INTERESTING[c] === 0) continue; // most bytes: one table load
     if (c === 0x40) { // @
       if (buf[i + 1] === 0x40) { // @@system_variable: a read
         i++;
