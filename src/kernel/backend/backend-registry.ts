@@ -5,6 +5,7 @@ import { BackendTrafficCounter } from './backend-traffic.js';
 export interface BackendRecord extends BackendInfo {
   labels: Record<string, string>;
   healthy: boolean;
+  healthReason?: string;
   draining: boolean;
   /** Sessions on this backend: this process's own (changed by sessions) plus remoteConnections. */
   connections: number;
@@ -113,7 +114,9 @@ export class BackendRegistry {
 
   setHealth(addr: string, healthy: boolean, reason: string): void {
     const record = this.records.get(addr);
-    if (!record || record.healthy === healthy) return;
+    if (!record) return;
+    record.healthReason = healthy ? '' : reason;
+    if (record.healthy === healthy) return;
     record.healthy = healthy;
     this.publish({ type: 'health', backend: record, healthy, reason });
   }

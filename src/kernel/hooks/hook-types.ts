@@ -10,6 +10,8 @@ export interface BackendInfo {
   readonly labels: Readonly<Record<string, string>>;
   /** false once a health check failed (backends start healthy until checked). */
   readonly healthy: boolean;
+  /** Why the backend is unhealthy (the failed check's reason); empty while healthy. */
+  readonly healthReason?: string;
   /** No new sessions; existing ones should move away. */
   readonly draining: boolean;
   /** Live sessions currently on this backend (with proxy.workers > 1: of every worker process). */
@@ -193,6 +195,50 @@ export interface ResultContext {
   readonly isError: boolean;
   /** Server status flags of the last OK/EOF, or -1. */
   readonly status: number;
+  /** Time from forwarding the command to the end of its response, in milliseconds (fractional). */
+  readonly durationMs: number;
+  readonly backend: BackendInfo;
+}
+
+/**
+ * A command on its way to the backend, shown to hooks.observeCommand while traffic observation is on
+ * (ctx.traffic.setObserving). One object per session, refilled for every command: valid only during
+ * the call, and so are the bytes — an observer copies what it keeps, synchronously.
+ */
+export interface ObservedCommand {
+  readonly session: SessionInfo;
+  readonly command: number;
+  /** The payload bytes the proxy holds: buf[offset, offset + available), command byte first. */
+  readonly buf: Buffer;
+  readonly offset: number;
+  readonly available: number;
+  /**
+   * The payload's whole length. available < length when the command spans socket chunks and is longer
+   * than the observation's wholePayloadUpTo (the rest is forwarded without being seen: a truncated view).
+   */
+  readonly length: number;
+  /**
+   * Number of this command's response in the session (1, 2, …): ObservedResult.response matches it.
+   * 0 for commands the server does not answer (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT).
+   */
+  readonly response: number;
+}
+
+/** A response ended, shown to hooks.observeResult while observation is on. Refilled per response: valid only during the call. */
+export interface ObservedResult {
+  readonly session: SessionInfo;
+  readonly command: number;
+  /** Which response of the session this is (see ObservedCommand.response). */
+  readonly response: number;
+  readonly isError: boolean;
+  /** The ERR packet's error code, or 0. */
+  readonly errorCode: number;
+  /** Server status flags of the last OK/EOF, or -1. */
+  readonly status: number;
+  /** Rows affected, summed over the OK packets of the response (multi-statements). */
+  readonly affectedRows: number;
+  /** Result-set rows sent, summed over the result sets of the response. */
+  readonly rows: number;
   /** Time from forwarding the command to the end of its response, in milliseconds (fractional). */
   readonly durationMs: number;
   readonly backend: BackendInfo;

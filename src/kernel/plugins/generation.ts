@@ -3,11 +3,13 @@ import type { Logger } from 'pino';
 import { ConfigError, configErrorFromAjv } from '../config/config-error.js';
 import type { FrozenConfig } from '../config/proxy-config.js';
 import { createHookSet, type HookSet } from '../hooks/hook-set.js';
+import type { PreparedStatementInfo } from '../hooks/hook-types.js';
 import type {
   BackendDirectory, MigrationDirectory, PluginContext, PluginHostInfo, ServiceRegistry, SessionDirectory, TiproxyPlugin,
 } from './plugin-definition.js';
 import type { HttpHandler, ProxyControl } from './proxy-control.js';
 import { isolateHooks, type PluginErrorCounts, type PluginHookStatsTable } from './plugin-isolation.js';
+import { ObservationSwitch, trafficObservation } from './traffic-observation.js';
 import { WorkerGroupHost } from './worker-group.js';
 
 /** What the kernel lends each generation's plugins. */
@@ -28,6 +30,10 @@ export interface GenerationServices {
   kept?: Map<string, unknown>;
   /** ctx.proxy for this generation's plugins; absent outside a kernel (unit tests), where using it throws. */
   proxyFor?(generation: Generation): ProxyControl;
+  /** The kernel-wide traffic observation switch (ctx.traffic); a private one outside a kernel. */
+  observation?: ObservationSwitch;
+  /** A session's protocol-level prepared statements (ctx.traffic.preparedStatements). */
+  preparedStatements?(sessionId: number): readonly PreparedStatementInfo[];
 }
 
 const NO_PLUGIN_HOST: PluginHostInfo = { generation: () => 0, hookStats: () => [], reloads: () => ({ succeeded: 0, failed: 0, lastError: null }) };
@@ -44,6 +50,8 @@ export class Generation {
   /** 1 where somebody tapped onCommand for that command byte: the hot path checks only this. */
   readonly commandTapped = new Uint8Array(256);
   resultTapped = false;
+  /** Somebody tapped observeCommand or observeResult: the pump calls them while `observation.active`. */
+  observeTapped = false;
   private readonly disposers: Array<() => void | Promise<void>> = [];
   readonly applied: string[] = [];
   /** Versions of the applied plugins, by name. */
@@ -57,12 +65,13 @@ export class Generation {
   superseded = false;
   private readonly serviceMap = new Map<string, { provider: string; service: unknown }>();
 
-  constructor(readonly id: number, readonly hooks: HookSet, readonly config: FrozenConfig) {}
+  constructor(readonly id: number, readonly hooks: HookSet, readonly config: FrozenConfig, readonly observation = new ObservationSwitch()) {}
 
   seal(): void {
     // Count taps, not isUsed(): that is also true for the isolation interceptor every hook carries.
     for (let c = 0; c < 256; c++) this.commandTapped[c] = (this.hooks.onCommand.get(c)?.taps.length ?? 0) > 0 ? 1 : 0;
     this.resultTapped = this.hooks.onResult.taps.length > 0;
+    this.observeTapped = this.hooks.observeCommand.taps.length > 0 || this.hooks.observeResult.taps.length > 0;
   }
 
   /** The service registry as one plugin sees it (providers are remembered for error messages). */
@@ -108,7 +117,9 @@ function validatePluginConfig(plugin: TiproxyPlugin<never>, index: number, confi
   if (validate(copy)) return copy;
   // Re-root the plugin's errors so they name plugins[i].config.<path> like the proxy schema's do.
   const errors = (validate.errors ?? []).map((e: ErrorObject) => ({ ...e, instancePath: `/plugins/${index}/config${e.instancePath}` }));
-  throw configErrorFromAjv(errors);
+  // The index alone makes the operator count list entries: name the plugin too.
+  const issues = configErrorFromAjv(errors).issues.map((issue) => ({ ...issue, reason: `${issue.reason} (config of plugin ${plugin.name})` }));
+  throw new ConfigError(issues);
 }
 
 function deepFreeze<T>(v: T): T {
@@ -137,7 +148,8 @@ export async function buildGeneration(
   isolateHooks(hooks, services.logger, services.errorCounts, services.hookStats);
   const workers = services.workers ?? new WorkerGroupHost(0, 1);
   const kept = services.kept ?? new Map<string, unknown>();
-  const generation = new Generation(id, hooks, config);
+  const generation = new Generation(id, hooks, config, services.observation);
+  const traffic = trafficObservation(generation.observation, services.preparedStatements ?? (() => []));
   for (const { entry, plugin, config: pluginConfig } of resolved) {
     const logger = services.logger.child({ plugin: plugin.name });
     const ctx: PluginContext<never> = {
@@ -152,6 +164,7 @@ export async function buildGeneration(
         return kept.get(k) as T;
       },
       proxy: services.proxyFor?.(generation) ?? unavailableProxyControl,
+      traffic,
     };
     const tapsBefore = snapshotTaps(hooks);
     try {

@@ -130,7 +130,16 @@ export class BackendLink {
       }
     }
     throw new ProxyError('proxy', ER_PROXY_NO_BACKEND,
-      failures.length > 0 ? `no backend available (${failures.join('; ')})` : 'no healthy backend available', SQLSTATE_COMMUNICATION);
+      failures.length > 0 ? `no backend available (${failures.join('; ')})` : `no healthy backend available (${this.whyNoneUsable(exclude)})`,
+      SQLSTATE_COMMUNICATION);
+  }
+
+  /** Each known backend and why it takes no session now, for the client's error and the log. */
+  private whyNoneUsable(exclude: ReadonlySet<string>): string {
+    const known = this.owner.host.backends.list();
+    if (known.length === 0) return 'discovery knows no backend';
+    return known.map((b) => `${b.addr}: ${!b.healthy ? `unhealthy${b.healthReason ? ` (${b.healthReason})` : ''}`
+      : b.draining ? 'draining' : exclude.has(b.addr) ? 'already tried' : 'not chosen by the routing plugins'}`).join('; ');
   }
 
   /** Dials one backend with the plugins' dial options (TLS, PROXY header, timeout) and reads its greeting. */

@@ -232,7 +232,7 @@ describe('plugin isolation', () => {
     );
   });
 
-  it('a plugin config that violates the plugin\'s schema fails with a ConfigError naming plugins[i].config.<key>', async () => {
+  it('a plugin config that violates the plugin\'s schema fails with a ConfigError naming plugins[i].config.<key> and the plugin', async () => {
     const attempt = (config: Record<string, unknown>) => startProxy({
       backends: [`127.0.0.1:${db.port}`], plugins,
       config: { plugins: [{ name: 'balance' }, { name: 'strict', config }] },
@@ -240,7 +240,7 @@ describe('plugin isolation', () => {
     await assert.rejects(attempt({ limit: 0 }), (err: unknown) => {
       assert.ok(err instanceof ConfigError, String(err));
       assert.equal(err.keyPath, 'plugins[1].config.limit');
-      assert.match(err.message, /^plugins\[1\]\.config\.limit: must be >= 1$/);
+      assert.match(err.message, /^plugins\[1\]\.config\.limit: must be >= 1 \(config of plugin strict\)$/);
       return true;
     });
     await assert.rejects(attempt({ limit: 'ten', colour: 'red' }), (err: unknown) => {

@@ -94,6 +94,13 @@ describe('balance', () => {
       const err = await connect(proxy).then(() => undefined, (e: MysqlError) => e);
       assert.equal(err?.errno, 9001, 'the other group is never used as a fallback');
       assert.match(err!.message, /no healthy backend/i);
+      // The error names each backend and why it is out.
+      assert.ok(err!.message.includes(`${addr(db0)}: draining`), err!.message);
+      assert.ok(err!.message.includes(`${addr(db1)}: not chosen by the routing plugins`), err!.message);
+      proxy.kernel.backends.setHealth(addr(db1), false, 'connect ECONNREFUSED');
+      const unhealthy = await connect(proxy).then(() => undefined, (e: MysqlError) => e);
+      assert.ok(unhealthy!.message.includes(`${addr(db1)}: unhealthy (connect ECONNREFUSED)`), unhealthy!.message);
+      proxy.kernel.backends.setHealth(addr(db1), true, '');
       proxy.kernel.backends.setDraining(addr(db0), false);
       await reloadPlugin(proxy, 'balance', { labels: { group: 'z' } });
       const refused = await connect(proxy).then(() => undefined, (e: MysqlError) => e);
