@@ -1,5 +1,7 @@
-// Bundles the CLI entry points and the public plugin API into dist/ (dependencies stay external).
+// Bundles the CLI entry points and the public plugin API into dist/ (dependencies stay external), and
+// copies the admin API's web console files beside the bundle (src/plugins/admin-api/console-assets.ts).
 import { execFileSync } from 'node:child_process';
+import { cpSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 let commit = 'unknown';
@@ -22,3 +24,6 @@ await build({
   define: { __TIPROXY_COMMIT__: JSON.stringify(commit) },
   logLevel: 'warning',
 });
+
+rmSync('dist/console', { recursive: true, force: true });
+cpSync('src/plugins/admin-api/console', 'dist/console', { recursive: true });

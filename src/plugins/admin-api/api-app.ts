@@ -6,6 +6,7 @@ import { configuredToken, isLoopback, refusal } from './bearer-token.js';
 import { collectRoute, openApiDocument, type ApiRoute } from './openapi.js';
 import { backendRoutes } from './routes/backends.js';
 import { configRoutes } from './routes/config.js';
+import { consoleRoutes } from './routes/console.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pluginRoutes } from './routes/plugins.js';
@@ -63,6 +64,7 @@ export async function createAdminApp(ctx: PluginContext<AdminApiConfig>, state: 
   backendRoutes(deps);
   sessionRoutes(deps);
   pluginRoutes(deps);
+  consoleRoutes(deps);
   app.get('/api/openapi.json', {
     schema: { tags: ['meta'], summary: 'This API as an OpenAPI 3.1 document' },
   }, async () => openApiDocument(routes, API_VERSION));

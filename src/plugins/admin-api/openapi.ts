@@ -8,6 +8,8 @@ declare module 'fastify' {
     tags?: readonly string[];
     summary?: string;
     description?: string;
+    /** Not part of the API (the web console's files): left out of the document. */
+    hide?: boolean;
   }
 }
 
@@ -21,7 +23,7 @@ export interface ApiRoute {
 export function collectRoute(route: RouteOptions, into: ApiRoute[]): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   for (const method of methods) {
-    if (method === 'HEAD' || route.url.endsWith('/openapi.json')) continue;
+    if (method === 'HEAD' || route.url.endsWith('/openapi.json') || route.schema?.hide) continue;
     into.push({ method: method.toLowerCase(), url: route.url, schema: (route.schema ?? {}) as Schema });
   }
 }

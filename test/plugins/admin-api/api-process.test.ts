@@ -3,7 +3,7 @@
 // (mariadbd), mysql2 clients and Node's fetch.
 // Covers what only a whole process shows: SIGTERM's order (health 502 during the graceful wait while
 // SQL still answers, then the SQL listener closes), the 401 of an API beyond loopback without a token,
-// and a start-up that fails on an API port in use.
+// a start-up that fails on an API port in use, and the web console served from dist/.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -46,6 +46,8 @@ describe('the admin API of a tiproxy process', { timeout: 120_000 }, () => {
     procs.push(p);
     const api = `http://127.0.0.1:${apiPort}`;
     assert.equal((await fetch(`${api}/api/debug/health`)).status, 200);
+    // The bundle serves the web console from the files the build copied beside it.
+    for (const path of ['/', '/console/console.js', '/console/console.css']) assert.equal((await fetch(`${api}${path}`)).status, 200, path);
 
     // Beyond loopback without api.token: changes are refused, reads are not.
     const refused = await fetch(`${api}/api/debug/health`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"healthy":false}' });

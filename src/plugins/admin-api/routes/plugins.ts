@@ -34,6 +34,14 @@ export function pluginRoutes({ app, ctx, state }: RouteDeps): void {
               description: 'The last failure to compile plugin-dir (null once it compiles).',
               properties: { message: { type: 'string' }, file: { type: 'string' }, line: { type: 'integer' }, column: { type: 'integer' }, at: { type: 'string', format: 'date-time' } },
             },
+            reloads: {
+              type: 'object',
+              description: 'Generation rebuilds since start (config reloads, plugin-dir changes, POST /api/plugins/reload).',
+              properties: {
+                succeeded: { type: 'integer' }, failed: { type: 'integer' },
+                last_error: { type: ['string', 'null'], description: 'Why the last failed rebuild failed (config error, a plugin failing to apply, a compile error).' },
+              },
+            },
           },
         },
       },
@@ -47,12 +55,14 @@ export function pluginRoutes({ app, ctx, state }: RouteDeps): void {
       perPlugin.set(plugin, (perPlugin.get(plugin) ?? 0) + n);
     }
     const failure = ctx.proxy.pluginCompileFailure();
+    const reloads = ctx.plugins.reloads();
     return {
       generation: generation(g),
       plugins: g.plugins.map((p) => ({ name: p.name, version: p.version, errors: perPlugin.get(p.name) ?? 0 })),
       errors: Object.fromEntries(errorCounts),
       plugin_dir: ctx.proxy.config()['plugin-dir'],
       last_compile_error: failure ? { ...failure, at: new Date(failure.at).toISOString() } : null,
+      reloads: { succeeded: reloads.succeeded, failed: reloads.failed, last_error: reloads.lastError },
     };
   });
 
