@@ -103,6 +103,10 @@ export class ProxyMetrics {
       values: () => this.queries.totals(),
     });
     registerSnapshotMetric(reg, {
+      name: 'tiproxy_session_query_error_total', help: 'Commands whose response was an error (ERR packet), by backend and command type. Not logged per command.',
+      type: 'counter', aggregator: 'sum', values: () => this.queries.errorTotals(),
+    });
+    registerSnapshotMetric(reg, {
       name: 'tiproxy_session_query_duration_seconds', help: 'Time from forwarding a command to the end of its response, by backend and command type.',
       type: 'histogram', aggregator: 'sum', values: () => this.queries.histogram('tiproxy_session_query_duration_seconds'),
     });

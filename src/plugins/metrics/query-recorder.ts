@@ -4,6 +4,8 @@ import type { SnapshotValue } from './snapshot-metric.js';
 /** Tallies of one backend and command: a histogram kept as plain numbers. */
 class QuerySlot {
   count = 0;
+  /** Responses that were an ERR (counted here instead of logged per command). */
+  errors = 0;
   sum = 0;
   /** Per bucket (not cumulative); the last one is +Inf. */
   readonly buckets: Float64Array;
@@ -42,6 +44,7 @@ export class QueryRecorder {
     }
     const seconds = ctx.durationMs / 1000;
     slot.count++;
+    if (ctx.isError) slot.errors++;
     slot.sum += seconds;
     const bounds = this.bounds;
     let i = 0;
@@ -51,6 +54,10 @@ export class QueryRecorder {
 
   totals(): SnapshotValue[] {
     return this.slots.map((s) => ({ labels: { backend: s.backend, cmd_type: s.command }, value: s.count }));
+  }
+
+  errorTotals(): SnapshotValue[] {
+    return this.slots.map((s) => ({ labels: { backend: s.backend, cmd_type: s.command }, value: s.errors }));
   }
 
   histogram(name: string): SnapshotValue[] {

@@ -58,7 +58,7 @@ describe('metrics plugin', () => {
       // Ten sessions spread over both backends; each runs its own number of text queries and prepared executes.
       const conns: Connection[] = [];
       for (let i = 0; i < 10; i++) conns.push(await connect(proxy));
-      const expected = new Map<string, { query: number; execute: number }>(dbs.map((db) => [addr(db), { query: 0, execute: 0 }]));
+      const expected = new Map<string, { query: number; execute: number; errors: number }>(dbs.map((db) => [addr(db), { query: 0, execute: 0, errors: 0 }]));
       for (const [i, c] of conns.entries()) {
         const backend = `127.0.0.1:${await portOf(c)}`;
         const e = expected.get(backend)!;
@@ -67,12 +67,20 @@ describe('metrics plugin', () => {
         e.query += i + 1;
         for (let q = 0; q < 2; q++) await c.execute('SELECT ? + 1 AS n', [q]);
         e.execute += 2;
+        // Every other session also runs a failing query: counted as an error, not logged per command.
+        if (i % 2 === 0) {
+          await c.query('SELECT no_such_column FROM DUAL').catch(() => undefined);
+          e.query++;
+          e.errors++;
+        }
       }
       const m = await scrape(probe);
+      assert.ok(!proxy.logs.some((l) => JSON.stringify(l).includes('no_such_column')), 'backend query errors are not logged per command');
       for (const [backend, e] of expected) {
         assert.ok(e.query > 0, `sessions landed on ${backend}`);
         assert.equal(m.sum('tiproxy_session_query_total', { backend, cmd_type: 'COM_QUERY' }), e.query, `COM_QUERY on ${backend}`);
         assert.equal(m.sum('tiproxy_session_query_total', { backend, cmd_type: 'COM_STMT_EXECUTE' }), e.execute, `COM_STMT_EXECUTE on ${backend}`);
+        assert.equal(m.sum('tiproxy_session_query_error_total', { backend, cmd_type: 'COM_QUERY' }), e.errors, `errors on ${backend}`);
         const count = m.sum('tiproxy_session_query_duration_seconds_count', { backend, cmd_type: 'COM_QUERY' });
         assert.equal(count, e.query);
         const buckets = m.find('tiproxy_session_query_duration_seconds_bucket', { backend, cmd_type: 'COM_QUERY' });
