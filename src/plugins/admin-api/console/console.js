@@ -125,7 +125,7 @@ function renderBackends(backends) {
     return el('tr', { 'data-addr': b.addr, class: b.draining ? 'draining' : b.healthy ? '' : 'unhealthy' },
       cell(el('span', { class: 'mono' }, b.addr), b.server_version ? el('div', { class: 'muted small' }, b.server_version) : null),
       cell(b.healthy ? badge('healthy', 'good') : badge('unhealthy', 'bad'), b.health_reason ? el('div', { class: 'muted small' }, b.health_reason) : null),
-      cell(state),
+      cell(state, b.drain_mark ? el('div', { class: 'muted small', title: b.drain_mark.reason ?? '' }, `fleet-wide, by ${b.drain_mark.by}`) : null),
       cell(labels.length ? labels : el('span', { class: 'muted' }, '—')),
       num(b.sessions), num(b.qps.toFixed(1)), num(b.p99_ms === null ? '—' : b.p99_ms.toFixed(2)),
       el('td', { class: 'actions' }, action));
