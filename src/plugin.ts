@@ -8,6 +8,7 @@ export type {
   ServiceRegistry, SessionDirectory, TiproxyPlugin, TiproxyServices, WorkerGroup,
 } from './kernel/plugins/plugin-definition.js';
 export type { MetricsService } from './kernel/plugins/metrics-service.js';
+export type { FleetDrainMark, FleetProxy, FleetService } from './kernel/plugins/fleet-service.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export type {
   GenerationSummary, HttpHandler, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts,

@@ -1,25 +1,23 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createLogger } from '../kernel/logger.js';
-import { splitAddrList } from '../plugins/discovery-etcd/etcd-client.js';
 import { DEFAULT_TOPOLOGY_PREFIX } from '../plugins/discovery-etcd/topology.js';
 import { Registrar } from '../registrar/registrar.js';
 import { versionLine } from './arguments.js';
+import { listBackends, setDraining, type DrainFlags } from './ctl/commands/backends.js';
+import { getConfig, setConfig } from './ctl/commands/config.js';
+import { health } from './ctl/commands/health.js';
+import { listPlugins, reloadPlugins } from './ctl/commands/plugins.js';
+import { killSession, listSessions, migrateSession, type SessionFilter } from './ctl/commands/sessions.js';
+import { CtlError, EXIT, type ExitCode } from './ctl/exit-codes.js';
+import {
+  addrList, etcdEndpoints, positiveSeconds, resolveTargets, validAddr, withEtcdOptions, withTargetOptions, type EtcdFlags, type TargetFlags,
+} from './ctl/target-options.js';
 
-/** tiproxyctl: the operator's control tool. `register` announces a SQL server in etcd like TiDB does in PD. */
-
-const ADDR = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
-
-function addrList(value: string): string[] {
-  const list = splitAddrList(value);
-  if (list.length === 0) throw new InvalidArgumentError('needs at least one host:port');
-  for (const addr of list) if (!validAddr(addr)) throw new InvalidArgumentError(`must be a comma-separated list of host:port, got ${JSON.stringify(addr)}`);
-  return list;
-}
-
-function validAddr(addr: string): boolean {
-  const m = ADDR.exec(addr);
-  return m !== null && Number(m[2]) > 0 && Number(m[2]) <= 65535;
-}
+/**
+ * tiproxyctl: the operator's control tool. `register` announces a SQL server in etcd like TiDB does in
+ * PD; the other commands steer running proxies through their admin API (one with --api, every proxy
+ * registered in etcd with --pd-addrs). Exit codes: src/cli/ctl/exit-codes.ts.
+ */
 
 function sqlAddr(value: string): string {
   if (!validAddr(value)) throw new InvalidArgumentError(`must be host:port, got ${JSON.stringify(value)}`);
@@ -29,12 +27,6 @@ function sqlAddr(value: string): string {
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new InvalidArgumentError(`must be a port number, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`must be a positive number of seconds, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -56,7 +48,7 @@ function labels(value: string, previous: Record<string, string> = {}): Record<st
   return out;
 }
 
-interface RegisterFlags {
+interface RegisterFlags extends EtcdFlags {
   pdAddrs: string[];
   addr: string;
   statusPort?: number;
@@ -65,16 +57,11 @@ interface RegisterFlags {
   refresh?: number;
   prefix: string;
   serverVersion?: string;
-  etcdCa?: string;
-  etcdCert?: string;
-  etcdKey?: string;
-  etcdUser?: string;
-  etcdPassword?: string;
   logLevel: string;
   logFormat: string;
 }
 
-function die(message: string, code = 1): never {
+function die(message: string, code: ExitCode = EXIT.usage): never {
   process.stderr.write(`tiproxyctl: ${message}\n`);
   process.exit(code);
 }
@@ -82,21 +69,17 @@ function die(message: string, code = 1): never {
 async function register(flags: RegisterFlags): Promise<void> {
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(flags.logLevel)) die(`--log-level: unknown level ${JSON.stringify(flags.logLevel)}`);
   if (flags.logFormat !== 'console' && flags.logFormat !== 'json') die('--log-format: must be console or json');
-  if (Boolean(flags.etcdCert) !== Boolean(flags.etcdKey)) die('--etcd-cert and --etcd-key go together');
-  if ((flags.etcdUser === undefined) !== (flags.etcdPassword === undefined)) die('--etcd-user and --etcd-password go together');
   const logger = createLogger({ level: flags.logLevel as 'info', format: flags.logFormat as 'console' });
-  const tls = flags.etcdCa || flags.etcdCert ? {
-    ...(flags.etcdCa ? { ca: flags.etcdCa } : {}),
-    ...(flags.etcdCert && flags.etcdKey ? { cert: flags.etcdCert, key: flags.etcdKey } : {}),
-  } : undefined;
+  let endpoints;
+  try {
+    endpoints = etcdEndpoints(flags.pdAddrs, flags);
+  } catch (err) {
+    die((err as Error).message);
+  }
   let registrar: Registrar;
   try {
     registrar = new Registrar({
-      endpoints: {
-        addrs: flags.pdAddrs,
-        ...(tls ? { tls } : {}),
-        ...(flags.etcdUser !== undefined && flags.etcdPassword !== undefined ? { auth: { username: flags.etcdUser, password: flags.etcdPassword } } : {}),
-      },
+      endpoints,
       addr: flags.addr,
       ...(flags.statusPort !== undefined ? { statusPort: flags.statusPort } : {}),
       labels: flags.labels ?? {},
@@ -135,7 +118,7 @@ function createProgram(): Command {
     .exitOverride()
     .configureOutput({ writeOut: (text) => void process.stdout.write(text), writeErr: () => {}, outputError: () => {} });
 
-  program.command('register')
+  withEtcdOptions(program.command('register'))
     .description('Announce a MySQL-protocol server in etcd under TiDB\'s topology keys (info + leased ttl) until stopped. '
       + 'SIGTERM/SIGINT revoke the lease and delete the keys; if the process dies, the ttl key expires after --ttl seconds.')
     .requiredOption('--pd-addrs <list>', 'comma-separated etcd (PD) addresses host:port', addrList)
@@ -143,20 +126,82 @@ function createProgram(): Command {
     .option('--status-port <port>', 'HTTP status port (TiDB-style /status health checks)', port)
     .option('--labels <k=v,...>', 'labels, e.g. zone=a,group=x (used by the balancer and routing plugins)', labels)
     .option('--ttl <seconds>', 'lease TTL: how long after a crash the server is considered down', leaseSeconds, 45)
-    .option('--refresh <seconds>', 're-put the ttl value this often (default: two thirds of --ttl)', seconds)
+    .option('--refresh <seconds>', 're-put the ttl value this often (default: two thirds of --ttl)', positiveSeconds)
     .option('--prefix <prefix>', 'key prefix', DEFAULT_TOPOLOGY_PREFIX)
     .option('--server-version <text>', 'text written as "version" in the info key')
-    .option('--etcd-ca <file>', 'PEM CA that signed etcd\'s certificate (enables TLS)')
-    .option('--etcd-cert <file>', 'PEM client certificate for etcd (with --etcd-key; enables TLS)')
-    .option('--etcd-key <file>', 'PEM private key of the client certificate')
-    .option('--etcd-user <name>', 'etcd user (with --etcd-password)')
-    .option('--etcd-password <password>', 'password of the etcd user')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent', 'info')
     .option('--log-format <json|console>', 'log line format', 'console')
     .exitOverride()
     .configureOutput({ writeOut: (text) => void process.stdout.write(text), writeErr: () => {}, outputError: () => {} })
     .action(async (flags: RegisterFlags) => register(flags));
+
+  const health_ = group(program, 'health', 'What the proxies\' /api/debug/health answers load balancers (200 healthy, 502 with a reason).')
+    .action(steer((t) => health(t, null)));
+  health_.command('set').description('Take the proxies out of their load balancers: health answers 502 with REASON until cleared (SQL is served as before).')
+    .requiredOption('--unhealthy <reason>', 'why (shown in the 502 answer)')
+    .action(steer((t, flags: { unhealthy: string }) => health(t, { unhealthy: flags.unhealthy })));
+  health_.command('clear').description('Clear the manual override.').action(steer((t) => health(t, 'clear')));
+
+  const config = group(program, 'config', 'The running configuration.');
+  config.command('get').description('Print it (YAML; --json for JSON), secrets redacted.').action(steer((t) => getConfig(t)));
+  config.command('set').description('Merge a partial config FILE (YAML, or JSON for .json) into the running one and apply it as a new generation (in memory only: a restart goes back to the file).')
+    .argument('<file>').action(steer((t, _flags, file: string) => setConfig(t, file)));
+
+  const backends = group(program, 'backends', 'List the backends (health, drain state, sessions, QPS, p99, labels).')
+    .action(steer((t) => listBackends(t)));
+  backends.command('drain').description('Drain a backend: no new sessions, existing ones move away. With etcd every proxy of the fleet drains it. '
+    + '--wait shows progress and exits 0 once no proxy has a session on it, 4 on timeout listing each session left and why.')
+    .argument('<addr>', 'backend host:port', sqlAddr)
+    .option('--wait', 'wait until no addressed proxy has a session on the backend')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveSeconds, 300)
+    .action(steer((t, flags: DrainFlags, addr: string) => setDraining(t, addr, true, flags)));
+  backends.command('undrain').description('Undrain a backend (with etcd: on every proxy of the fleet).')
+    .argument('<addr>', 'backend host:port', sqlAddr)
+    .action(steer((t, _flags, addr: string) => setDraining(t, addr, false, null)));
+
+  const sessions = group(program, 'sessions', 'List client sessions: user, client, database, backend, age, transaction, whether it can migrate and why not.')
+    .option('--backend <host:port>', 'only sessions on this backend', sqlAddr)
+    .option('--user <name>', 'only sessions of this user')
+    .action(steer((t, flags: SessionFilter) => listSessions(t, flags)));
+  sessions.command('migrate').description('Move a session to another backend at its next safe point and wait for the outcome (exit 4 if still pending).')
+    .argument('<id>', 'session id (tiproxyctl sessions)', sessionId)
+    .option('--to <host:port>', 'target backend (default: the balancer picks)', sqlAddr)
+    .option('--wait <seconds>', 'how long to wait for the outcome', positiveSeconds, 10)
+    .action(steer((t, flags: { to?: string; wait: number }, id: number) => migrateSession(t, id, flags.to, flags.wait)));
+  sessions.command('kill').description('Close a session (the client\'s connection is closed).')
+    .argument('<id>', 'session id', sessionId)
+    .action(steer((t, _flags, id: number) => killSession(t, id)));
+
+  const plugins = group(program, 'plugins', 'The plugin generation, plugins with versions and hook errors, the last plugin-dir compile error.')
+    .action(steer((t) => listPlugins(t)));
+  plugins.command('reload').description('Recompile plugin-dir and rebuild the plugin generation (the running one stays on any error).')
+    .action(steer((t) => reloadPlugins(t)));
   return program;
+}
+
+function sessionId(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`must be a session id (a positive integer), got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A command addressing proxies: the target options live here, its subcommands read them with optsWithGlobals(). */
+function group(program: Command, name: string, description: string): Command {
+  return withTargetOptions(program.command(name).description(description));
+}
+
+/**
+ * A command action that talks to proxies: resolves the targets from the command's (and its group's)
+ * options, runs, and exits with the code the command returned.
+ */
+function steer<F extends object, A extends unknown[]>(run: (targets: Awaited<ReturnType<typeof resolveTargets>>, flags: F, ...args: A) => Promise<ExitCode>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const flags = command.optsWithGlobals() as F & TargetFlags;
+    const targets = await resolveTargets(flags);
+    const code = await run(targets, flags, ...(args.slice(0, -2) as A));
+    process.exit(code);
+  };
 }
 
 async function main(): Promise<void> {
@@ -171,8 +216,8 @@ async function main(): Promise<void> {
   } catch (err) {
     if (!(err instanceof CommanderError)) throw err;
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(err.exitCode);
-    die(`${err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ')}. Run "tiproxyctl --help" for usage.`, 2);
+    die(`${err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ')}. Run "tiproxyctl --help" for usage.`, EXIT.usage);
   }
 }
 
-main().catch((err: unknown) => die((err as Error).stack ?? String(err)));
+main().catch((err: unknown) => (err instanceof CtlError ? die(err.message, err.exitCode) : die((err as Error).stack ?? String(err), EXIT.failed)));

@@ -233,6 +233,10 @@ export class Kernel implements SessionHost {
         const bound = this.server?.address();
         return typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : null;
       },
+      sqlAddress: () => {
+        const bound = this.server?.address();
+        return typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : null;
+      },
     };
   }
 

@@ -17,6 +17,8 @@ export interface RegistrarOptions {
   prefix?: string;
   /** Free text written as `version` in the info key. */
   version?: string;
+  /** The info key's JSON in place of TiDB's fields (a proxy registering itself under TiProxy's keys). */
+  info?: () => object;
   /** Seconds one etcd request may take. */
   requestTimeoutSeconds?: number;
   logger: Logger;
@@ -105,7 +107,7 @@ export class Registrar {
 
   /** Writes info, grants a fresh lease if there is none, writes ttl under it. */
   private async register(): Promise<void> {
-    await this.client.put(this.infoKey).value(JSON.stringify(this.info())).options(deadline(this.requestTimeoutMs)).exec();
+    await this.client.put(this.infoKey).value(JSON.stringify(this.opts.info ? this.opts.info() : this.info())).options(deadline(this.requestTimeoutMs)).exec();
     if (!this.lease) {
       const lease = this.client.lease(this.opts.ttlSeconds, { autoKeepAlive: true });
       lease.on('lost', (err) => this.leaseLost(lease, err));

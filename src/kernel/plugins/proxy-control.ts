@@ -77,4 +77,6 @@ export interface ProxyControl {
   serveHttp(handler: HttpHandler): void;
   /** Where the HTTP port listens, once it does. */
   httpAddress(): { host: string; port: number; tls: boolean } | null;
+  /** Where the SQL port listens, once it does (the bound port when proxy.addr names port 0). */
+  sqlAddress(): { host: string; port: number } | null;
 }
