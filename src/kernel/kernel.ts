@@ -6,12 +6,14 @@ import { BackendRegistry, splitAddr, type BackendRecord } from './backend/backen
 import type { FrozenConfig, ProxyConfig } from './config/proxy-config.js';
 import { buildConfig, freezeConfig } from './config/config-loader.js';
 import { mergeConfigPatch } from './config/config-patch.js';
+import { ConnectionAdmission } from './net/connection-admission.js';
 import { HttpListener } from './net/http-listener.js';
 import type { GenerationSummary, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts } from './plugins/proxy-control.js';
 import type { CloseReason } from './errors.js';
 import type { BackendCredentials, BackendEvent, BackendSql } from './hooks/hook-types.js';
 import { ContentWatch } from './content-watch.js';
 import { buildGeneration, type Generation, type PluginResolver } from './plugins/generation.js';
+import { ObservationSwitch } from './plugins/traffic-observation.js';
 import { HotPluginCompiler, listPluginSources, PluginCompileError } from './plugins/hot-plugin-compiler.js';
 import type { TiproxyPlugin } from './plugins/plugin-definition.js';
 import type { BackendDirectory, MigrationDirectory, MigrationRequest, SessionDirectory } from './plugins/plugin-definition.js';
@@ -22,6 +24,7 @@ import {
   CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION,
   CLIENT_TRANSACTIONS, DEFAULT_CHARSET_ID,
   CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
+  SQLSTATE_CONNECTION_REFUSED,
 } from './protocol/constants.js';
 import { framePackets } from './protocol/payload-writer.js';
 import { buildErrPayload } from './protocol/response-packets.js';
@@ -89,6 +92,8 @@ export class Kernel implements SessionHost {
   readonly workerGroup: WorkerGroupHost;
   /** Values plugins keep across generations (ctx.keep). */
   private readonly keptByPlugins = new Map<string, unknown>();
+  /** Traffic observation on/off for every generation (ctx.traffic, hooks.observeCommand). */
+  private readonly observation = new ObservationSwitch();
   /** Set once the SQL listener closes on shutdown (after the graceful wait): sessions then end at safe points. */
   shuttingDown = false;
   /** Where shutdown is: the admin API reports unhealthy from "graceful-wait" on. */
@@ -98,6 +103,8 @@ export class Kernel implements SessionHost {
    * session's next safe point (src/kernel/migration/).
    */
   readonly migrations: MigrationScheduler;
+  /** max-connections, max-connections-per-address and memory-limit-mb, checked on accept. */
+  private readonly admission = new ConnectionAdmission();
   private greetingProbe: Promise<void> | null = null;
   /** Set while a generation is being built: backend events to replay on it (see buildGeneration). */
   private eventsDuringBuild: BackendEvent[] | null = null;
@@ -204,6 +211,8 @@ export class Kernel implements SessionHost {
       workers: this.workerGroup,
       kept: this.keptByPlugins,
       proxyFor: (generation) => this.proxyControl(generation),
+      observation: this.observation,
+      preparedStatements: (id) => [...(this.sessions.get(id)?.state.statements.values() ?? [])].map((p) => ({ clientId: p.clientId, sql: p.sql, params: p.params })),
     });
   }
 
@@ -229,10 +238,6 @@ export class Kernel implements SessionHost {
         generation.httpHandler = handler;
       },
       httpAddress: () => this.http.address(),
-      sqlAddress: () => {
-        const bound = this.server?.address();
-        return typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : null;
-      },
       sqlAddress: () => {
         const bound = this.server?.address();
         return typeof bound === 'object' && bound ? { host: bound.address, port: bound.port } : null;
@@ -485,6 +490,7 @@ export class Kernel implements SessionHost {
 
   sessionClosed(session: Session, _reason: CloseReason): void {
     this.sessions.delete(session.id);
+    this.admission.released(session.id);
     this.migrations.sessionClosed(session.id);
     if (this.sessions.size === 0) for (const w of this.closedWaiters.splice(0)) w();
   }
@@ -547,20 +553,23 @@ export class Kernel implements SessionHost {
   private accept(socket: Socket): void {
     socket.on('error', () => {}); // a reset before the session attaches its handlers must not crash
     if (this.shuttingDown) return void this.refuse(socket, ER_SERVER_SHUTDOWN, 'tiproxy is shutting down');
-    const max = this.cfg.proxy['max-connections'];
-    if (max > 0 && this.sessions.size >= max) {
-      this.logger.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, max }, 'connection refused: max-connections reached');
-      return void this.refuse(socket, ER_CON_COUNT_ERROR, `Too many connections (tiproxy max-connections is ${max})`);
+    const address = socket.remoteAddress ?? '';
+    const refusal = this.admission.refusal(this.cfg, this.sessions.size, address);
+    if (refusal) {
+      this.logger.warn({ client: `${address}:${socket.remotePort}`, limit: refusal.limit, max: this.cfg.proxy[refusal.limit] },
+        `connection refused: ${refusal.limit} reached`);
+      return void this.refuse(socket, ER_CON_COUNT_ERROR, refusal.message, SQLSTATE_CONNECTION_REFUSED);
     }
     const id = this.nextId;
     this.nextId = this.nextId >= this.lastId ? this.firstId : this.nextId + 1;
     const session = new Session(id, socket, this);
     this.sessions.set(id, session);
+    this.admission.admitted(id, address);
     void session.run();
   }
 
-  private refuse(socket: Socket, code: number, message: string): void {
-    socket.end(framePackets(buildErrPayload(code, message, SQLSTATE_COMMUNICATION), 0).packet);
+  private refuse(socket: Socket, code: number, message: string, sqlState = SQLSTATE_COMMUNICATION): void {
+    socket.end(framePackets(buildErrPayload(code, message, sqlState), 0).packet);
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 

@@ -41,6 +41,10 @@ export interface ProxyConfig {
     addr: string;
     /** 0 = unlimited. Over it new clients get ERR 1040. */
     'max-connections': number;
+    /** 0 = unlimited. Concurrent clients per TCP peer address; over it new clients get ERR 1040. */
+    'max-connections-per-address': number;
+    /** 0 = off. Process RSS (MiB) above which new clients get ERR 1040 (08004). */
+    'memory-limit-mb': number;
     /** Seconds the API reports unhealthy before listeners close on shutdown. */
     'graceful-wait-before-shutdown': number;
     /** Seconds busy sessions get to finish after shutdown starts. */

@@ -18,16 +18,34 @@ export class PacketQueue {
   private parts: Buffer[] = [];
   private waiter: { resolve: (p: Packet) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } | null = null;
   private failure: Error | null = null;
+  /** The buffered packet's header passed headerCheck (it runs once per packet, as soon as the header is in). */
+  private checkedHeader = false;
+  /**
+   * Set while an untrusted peer talks (the client's login): sees each packet header as soon as it
+   * arrives and returns an Error to fail the queue at once (an impossible length or sequence id), so a
+   * peer cannot make the proxy wait for, or buffer, bytes a valid packet would never have.
+   */
+  headerCheck: ((length: number, seq: number) => Error | null) | null = null;
 
   push(chunk: Buffer): void {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     for (;;) {
       if (this.buffered.length < PACKET_HEADER_LENGTH) break;
       const length = this.buffered.readUIntLE(0, 3);
+      if (this.headerCheck && !this.checkedHeader) {
+        const refused = this.headerCheck(length, this.buffered[3]!);
+        if (refused) {
+          this.buffered = Buffer.alloc(0);
+          this.parts = [];
+          return this.fail(refused);
+        }
+        this.checkedHeader = true;
+      }
       if (this.buffered.length < PACKET_HEADER_LENGTH + length) break;
       const seq = this.buffered[3]!;
       this.parts.push(this.buffered.subarray(PACKET_HEADER_LENGTH, PACKET_HEADER_LENGTH + length));
       this.buffered = this.buffered.subarray(PACKET_HEADER_LENGTH + length);
+      this.checkedHeader = false;
       if (length === MAX_PACKET_PAYLOAD) continue;
       const payload = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
       this.parts = [];

@@ -7,6 +7,11 @@
 export const PACKET_HEADER_LENGTH = 4;
 /** A payload of exactly this length continues in the next packet. */
 export const MAX_PACKET_PAYLOAD = 0xffffff;
+/**
+ * Largest packet a client may send before it is logged in (HandshakeResponse, auth replies): room for
+ * 64 KiB of connection attributes (the most MySQL clients send) plus user, database and auth data.
+ */
+export const LOGIN_MAX_PAYLOAD = 128 * 1024;
 /** Compressed-protocol header: 3-byte compressed length, 1-byte sequence, 3-byte uncompressed length. */
 export const COMPRESSED_HEADER_LENGTH = 7;
 /** Payloads shorter than this are sent uncompressed (what libmysqlclient does). */

@@ -11,6 +11,10 @@ const CMD_LOCAL = 0x20;
 const CMD_PROXY = 0x21;
 const AF_INET_STREAM = 0x11;
 const AF_INET6_STREAM = 0x21;
+/** Address family and transport bytes the spec defines (UNSPEC, INET, INET6, UNIX × UNSPEC, STREAM, DGRAM). */
+const KNOWN_FAMILIES = new Set([0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32]);
+/** Address block sizes the spec gives each family: a PROXY command announcing fewer bytes is malformed. */
+const MIN_ADDRESS_LENGTH = new Map([[0x11, 12], [0x12, 12], [0x21, 36], [0x22, 36], [0x31, 216], [0x32, 216]]);
 
 export interface ProxiedAddress {
   sourceAddress: string;
@@ -27,15 +31,26 @@ export type ProxyHeaderParse =
 export function parseProxyV2(buf: Buffer): ProxyHeaderParse {
   const cmp = Math.min(buf.length, PROXY_V2_SIGNATURE.length);
   if (buf.subarray(0, cmp).compare(PROXY_V2_SIGNATURE.subarray(0, cmp)) !== 0) return { kind: 'none' };
+  // Each field is checked as soon as it has arrived: junk after the signature is refused at once
+  // rather than waited on (up to 64 KiB of "address" a bogus length would announce).
+  if (buf.length > 12) {
+    const verCmd = buf[12]!;
+    if ((verCmd & 0xf0) !== 0x20) throw new Error(`PROXY protocol: unsupported version ${verCmd >> 4}`);
+    if (verCmd !== CMD_LOCAL && verCmd !== CMD_PROXY) throw new Error(`PROXY protocol: unsupported command ${verCmd & 0x0f}`);
+  }
+  if (buf.length > 13 && buf[12] === CMD_PROXY && !KNOWN_FAMILIES.has(buf[13]!)) {
+    throw new Error(`PROXY protocol: unknown address family 0x${buf[13]!.toString(16)}`);
+  }
   if (buf.length < PROXY_V2_HEADER_LENGTH) return { kind: 'incomplete' };
   const verCmd = buf[12]!;
   const family = buf[13]!;
   const addrLength = buf.readUInt16BE(14);
+  if (verCmd === CMD_PROXY && addrLength < (MIN_ADDRESS_LENGTH.get(family) ?? 0)) {
+    throw new Error(`PROXY protocol: ${addrLength} address bytes are too few for family 0x${family.toString(16)}`);
+  }
   const length = PROXY_V2_HEADER_LENGTH + addrLength;
   if (buf.length < length) return { kind: 'incomplete' };
-  if ((verCmd & 0xf0) !== 0x20) throw new Error(`PROXY protocol: unsupported version ${verCmd >> 4}`);
   if (verCmd === CMD_LOCAL) return { kind: 'header', length, address: null };
-  if (verCmd !== CMD_PROXY) throw new Error(`PROXY protocol: unsupported command ${verCmd & 0x0f}`);
   const a = PROXY_V2_HEADER_LENGTH;
   if (family === AF_INET_STREAM && addrLength >= 12) {
     return {

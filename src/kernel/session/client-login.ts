@@ -5,10 +5,10 @@ import type { SessionInfo } from '../hooks/hook-types.js';
 import type { PacketQueue } from '../net/packet-queue.js';
 import type { Generation } from '../plugins/generation.js';
 import {
-  CLIENT_COMPRESS, CLIENT_PLUGIN_AUTH, CLIENT_SSL, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, MYSQL_NATIVE_PASSWORD,
-  PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT,
+  CLIENT_COMPRESS, CLIENT_PLUGIN_AUTH, CLIENT_SSL, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, LOGIN_MAX_PAYLOAD, MYSQL_NATIVE_PASSWORD,
+  PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
-import { buildGreeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../protocol/handshake-packets.js';
+import { buildGreeting, isSslRequest, parseHandshakeResponse, SSL_REQUEST_LENGTH, type HandshakeResponse } from '../protocol/handshake-packets.js';
 import { refusalError } from './backend-link.js';
 import type { ClientConnection } from './client-connection.js';
 import type { SessionHost } from './session-host.js';
@@ -16,6 +16,8 @@ import type { SessionHost } from './session-host.js';
 /** What the client's login fills in on its session. */
 export interface LoginSession extends SessionInfo {
   logger: Logger;
+  /** The client address the session's logger names; null while it has not been made (it will name the current one). */
+  readonly loggerBoundTo: string | null;
   readonly host: SessionHost;
   readonly generation: Generation;
   readonly client: ClientConnection;
@@ -57,11 +59,12 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
   }), 0);
   const timeoutMs = config.proxy['handshake-timeout'] * 1000;
   session.handshakeErrorSeq = 1;
+  queue.headerCheck = handshakeHeaderCheck(queue, 1);
   let packet = await queue.read(timeoutMs, 'handshake response');
   session.handshakeErrorSeq = packet.seq + 1;
   // An inbound PROXY v2 header came ahead of this packet: from here on, log under the address it named.
   const clientAddr = `${client.remoteAddress}:${client.remotePort}`;
-  if (session.logger.bindings().client !== clientAddr) session.logger = host.logger.child({ conn: session.id, client: clientAddr });
+  if (session.loggerBoundTo !== null && session.loggerBoundTo !== clientAddr) session.logger = host.logger.child({ conn: session.id, client: clientAddr });
   if (isSslRequest(packet.payload)) {
     if (!(offered & CLIENT_SSL) || !tlsContext) throw new ClientError(ER_HANDSHAKE_ERROR, 'client requested TLS, which this proxy does not offer');
     // The ClientHello may already sit in the queue behind the SSLRequest: hand it to the TLS layer.
@@ -71,9 +74,13 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
       // The client's TLS (version, ciphers, certificate) failed: its side, not a backend problem.
       throw new ClientError(ER_HANDSHAKE_ERROR, `TLS handshake with the client failed: ${(err as Error).message}`, undefined, { cause: err });
     }
+    queue.headerCheck = handshakeHeaderCheck(queue, packet.seq + 1);
     packet = await queue.read(timeoutMs, 'handshake response');
     session.handshakeErrorSeq = packet.seq + 1;
   }
+  // The authentication exchange that follows (relayed to a backend) is bounded in size too; the
+  // pump drops the check when the session starts.
+  queue.headerCheck = loginHeaderCheck;
   let handshake: HandshakeResponse;
   try {
     handshake = parseHandshakeResponse(packet.payload);
@@ -95,6 +102,29 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
   });
   if (refusal) throw refusalError(refusal);
   return { handshake, seq: packet.seq };
+}
+
+/**
+ * The client's first packet (after the greeting, or after TLS) must be an SSLRequest or a
+ * HandshakeResponse: a header announcing anything else — a length no such packet has, a wrong
+ * sequence id — is refused as soon as it arrives, as MariaDB does, instead of waiting for the body.
+ */
+function handshakeHeaderCheck(queue: PacketQueue, expectedSeq: number): (length: number, seq: number) => Error | null {
+  return (length, seq) => {
+    if (seq !== expectedSeq) return badHandshake(`packet sequence id ${seq}, expected ${expectedSeq}`);
+    if (length < SSL_REQUEST_LENGTH) return badHandshake(`a ${length}-byte packet is too short for a handshake response`);
+    // An SSLRequest's size: the TLS ClientHello may follow in the same read, and it is no packet.
+    if (length === SSL_REQUEST_LENGTH) queue.headerCheck = null;
+    return loginHeaderCheck(length);
+  };
+}
+
+function loginHeaderCheck(length: number): Error | null {
+  return length > LOGIN_MAX_PAYLOAD ? badHandshake(`a ${length}-byte packet during login (at most ${LOGIN_MAX_PAYLOAD} accepted)`) : null;
+}
+
+function badHandshake(detail: string): ClientError {
+  return new ClientError(ER_HANDSHAKE_ERROR, `Bad handshake: ${detail}`, SQLSTATE_COMMUNICATION);
 }
 
 function makeSalt(): Buffer {

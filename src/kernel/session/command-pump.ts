@@ -16,6 +16,7 @@ import type { BackendConnection } from './backend-connection.js';
 import type { BackendLink, BackendTraffic } from './backend-link.js';
 import type { ClientConnection } from './client-connection.js';
 import { CommandBookkeeping } from './command-bookkeeping.js';
+import { ObservedTraffic } from './observed-traffic.js';
 import type { HostedSession, SessionHost } from './session-host.js';
 import type { SessionState, Unsafe } from './session-state.js';
 
@@ -82,11 +83,14 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   private commandStartedAt = 0;
   /** Refilled for each onResult call, so tapping it allocates nothing per command. */
   private resultContext: { -readonly [K in keyof ResultContext]: ResultContext[K] } | null = null;
+  /** hooks.observeCommand / observeResult for capture, called only while observation is on. */
+  private readonly observed: ObservedTraffic;
 
   constructor(private readonly owner: PumpOwner) {
     this.reader = new CommandReader(this);
     this.tracker = new ResponseTracker(this);
     this.bookkeeping = new CommandBookkeeping(owner.state);
+    this.observed = new ObservedTraffic(owner);
   }
 
   /** Null when the backend could be swapped right now, else why not. */
@@ -135,6 +139,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   /** Starts pumping after the login: the client's early bytes (pipelined commands) go first. */
   start(): void {
     this.clientExclusive = false;
+    this.clientQueue.headerCheck = null; // the login's size and sequence checks (client-login.ts) end here
     const early = this.clientQueue.drain();
     if (early.length > 0) this.reader.feed(early);
   }
@@ -154,6 +159,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   }
 
   restart(): void {
+    this.observed.restart();
     this.tracker.reset();
     this.tracker.setCapabilities(this.owner.capabilities);
   }
@@ -188,6 +194,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     const command = buf[off]!;
     const owner = this.owner;
     if (owner.generation.commandTapped[command]) return INTERCEPT;
+    // Observed: a command not whole in this chunk is captured whole (up to a size) so the observer sees it all.
+    if (this.observed.wantsWhole(length, buf.length - off)) return INTERCEPT;
     switch (command) {
       case COM_QUERY:
         if (owner.interceptor.wants(command, buf, off, avail, length) || this.bookkeeping.needsWholeQuery(buf, off, avail, length)) return INTERCEPT;
@@ -231,7 +239,11 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   /** Bookkeeping for a command about to reach the backend, and the response to expect. */
   private commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
     this.bookkeeping.commandSent(command, buf, off, avail, length);
-    if (NO_RESPONSE.has(command)) return;
+    const observed = this.observed.observing();
+    const answered = !NO_RESPONSE.has(command);
+    if (answered) this.observed.expect();
+    if (observed) this.observed.sent(command, buf, off, length, answered);
+    if (!answered) return;
     if (this.owner.generation.resultTapped) this.commandStartedAt = performance.now();
     this.tracker.expect(command);
   }
@@ -348,6 +360,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     const database = this.bookkeeping.responseEnded(command, status, isError);
     if (database !== null) owner.database = database;
     const conn = owner.link.conn;
+    this.observed.responseEnded();
+    if (conn && this.observed.observing()) this.observed.resultSeen(command, status, isError, this.tracker, conn);
     if (owner.generation.resultTapped && conn) {
       const ctx = (this.resultContext ??= { session: owner, command, isError, status, durationMs: 0, backend: conn.backend });
       ctx.command = command;

@@ -42,8 +42,27 @@ export class Session implements InterceptingSession {
   database = '';
   /** Capabilities the client negotiated with the proxy. */
   capabilities = 0;
-  /** Rebound once if a PROXY v2 header names the real client (see client-login.ts). */
-  logger: Logger;
+  /**
+   * The session's child logger, made on first use: most sessions never log at the configured level,
+   * and a pino child (its bindings serialised) is a measurable part of a short session's set-up.
+   */
+  get logger(): Logger {
+    if (this.sessionLogger === null) {
+      this.loggerBoundTo = `${this.client.remoteAddress}:${this.client.remotePort}`;
+      this.sessionLogger = this.host.logger.child({ conn: this.id, client: this.loggerBoundTo });
+    }
+    return this.sessionLogger;
+  }
+
+  /** Rebinds the logger to the client's current address (a PROXY v2 header named the real client). */
+  set logger(logger: Logger) {
+    this.sessionLogger = logger;
+    this.loggerBoundTo = `${this.client.remoteAddress}:${this.client.remotePort}`;
+  }
+
+  /** The client address the logger names; null until the logger is first used. */
+  loggerBoundTo: string | null = null;
+  private sessionLogger: Logger | null = null;
   readonly state = new SessionState();
   readonly client: ClientConnection;
   readonly link: BackendLink;
@@ -63,12 +82,14 @@ export class Session implements InterceptingSession {
     this.client = new ClientConnection(socket, config.proxy['proxy-protocol'] === 'v2');
     this.generation = host.currentGeneration();
     host.pinGeneration(this.generation);
-    this.logger = host.logger.child({ conn: id, client: `${this.client.remoteAddress}:${this.client.remotePort}` });
     this.link = new BackendLink(this);
     this.pump = new CommandPump(this);
     this.interceptor = new InterceptedCommands(this);
     this.client.sink = this.pump.onClientBytes;
-    this.client.onProtocolError = (err) => this.close({ side: 'client', reason: 'protocol-error', detail: err.message });
+    // Before the login (a bad PROXY header) the client is told why, as MariaDB tells it about a bad handshake.
+    this.client.onProtocolError = (err) => this.close({ side: 'client', reason: 'protocol-error', detail: err.message },
+      this.phase === 'handshake' ? new ClientError(ER_HANDSHAKE_ERROR, `Bad handshake: ${err.message}`, SQLSTATE_COMMUNICATION) : undefined,
+      this.handshakeErrorSeq);
     socket.on('close', this.onClientClose);
     socket.on('error', this.onClientError);
   }
@@ -149,7 +170,9 @@ export class Session implements InterceptingSession {
   private async loginBackend(handshake: Parameters<BackendLink['login']>[0], clientSeq: number): Promise<void> {
     const timeoutMs = this.host.config().proxy['handshake-timeout'] * 1000;
     const { conn, capabilities, result } = await this.link.login(handshake, clientSeq, this.pump.clientQueue, timeoutMs);
-    if (!result.ok) {
+    // The client went away (or timed out) while the backend was finishing the login: nothing would
+    // ever close this backend connection.
+    if (!result.ok || this.isClosed) {
       conn.destroy();
       this.close({ side: 'client', reason: 'auth-failed', detail: `backend ${conn.backend.addr} refused the login` });
       return;
@@ -162,8 +185,10 @@ export class Session implements InterceptingSession {
     if (this.capabilities & CLIENT_COMPRESS) this.client.enableCompression();
     this.phase = 'command';
     this.link.attach(conn);
-    this.logger.info({ user: this.user, db: this.database, backend: conn.backend.addr, tls: this.client.tls,
-      compressed: this.client.isCompressed }, 'session opened');
+    if (this.host.logger.isLevelEnabled('info')) {
+      this.logger.info({ user: this.user, db: this.database, backend: conn.backend.addr, tls: this.client.tls,
+        compressed: this.client.isCompressed }, 'session opened');
+    }
     this.pump.start();
     this.host.sessionIdle(this);
   }
@@ -267,7 +292,7 @@ export class Session implements InterceptingSession {
     }
     this.pump.clientQueue.fail(new Error('session closed'));
     const level = reason.side === 'client' && (reason.reason === 'client-quit' || reason.reason === 'client-disconnected') ? 'info' : 'warn';
-    this.logger[level]({ side: reason.side, reason: reason.reason, detail: reason.detail, user: this.user,
+    if (this.host.logger.isLevelEnabled(level)) this.logger[level]({ side: reason.side, reason: reason.reason, detail: reason.detail, user: this.user,
       backend: conn?.backend.addr, durationMs: Date.now() - this.createdAt }, 'session closed');
     this.host.releaseGeneration(this.generation);
     this.host.sessionClosed(this, reason);
