@@ -10,7 +10,7 @@ import { BUILTIN_PLUGINS, withDefaultPlugins } from '../plugins/builtin-plugins.
 import { CONTRIB_PLUGINS } from '../../plugins-contrib/index.js';
 import { ExitAfterOutput, parseArguments, UsageError, type ParsedArguments } from './arguments.js';
 import { configFileBaseline, configForReload, watchConfigFile } from './config-watch.js';
-import { cannotListen } from './listen-error.js';
+import { cannotListen, preflightListen } from './listen-error.js';
 import { runPrimary } from './workers/primary.js';
 import { failWorker, runWorker, workerSlotFromEnv } from './workers/worker.js';
 
@@ -47,6 +47,14 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
     die(`cannot read config: ${(err as Error).message}`);
+  }
+  if (cluster.isPrimary) {
+    // A port in use is the one line printed, before plugins start logging.
+    for (const [key, addr] of [['proxy.addr', config.proxy.addr], ['api.addr', config.api.addr]] as const) {
+      const { host, port } = parseListenAddr(addr);
+      const problem = await preflightListen(addr, host, port, key);
+      if (problem) die(problem);
+    }
   }
   if (cluster.isPrimary && config.proxy.workers > 1) return runPrimary({ args, config, resolveConfig, configBaseline });
   const slot: WorkerSlot | undefined = cluster.isWorker ? workerSlotFromEnv(parseListenAddr(config.proxy.addr).port) : undefined;

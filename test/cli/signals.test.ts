@@ -127,7 +127,7 @@ describe('the tiproxy CLI process', { timeout: 120_000 }, () => {
       assert.match(missing.stderr, /no such file/);
     });
 
-    it('a port in use exits non-zero with "address already in use"', { timeout: 30_000 }, async () => {
+    it('a port in use exits non-zero with "address already in use" as the only output, before any plugin logs', { timeout: 30_000 }, async () => {
       const busy: Server = createServer();
       await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
       const busyPort = (busy.address() as { port: number }).port;
@@ -136,6 +136,7 @@ describe('the tiproxy CLI process', { timeout: 120_000 }, () => {
         assert.notEqual(r.code, 0);
         assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
         assert.match(r.stderr, /^tiproxy: cannot listen on 127\.0\.0\.1:\d+: address already in use$/m);
+        assert.equal(r.stdout, '', 'nothing logged before the failure');
       } finally {
         busy.close();
       }
