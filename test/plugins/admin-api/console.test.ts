@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, ConsoleMessage, Page } from 'playwright-core';
 import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { repoRoot, tmpRoot } from '../../../local-cluster/paths.js';
 import { freePort } from '../../../local-cluster/ports.js';
@@ -86,6 +86,9 @@ describe('web console', { timeout: 120_000 }, () => {
     const other = addrOf(dbs.find((d) => addrOf(d) !== on)!);
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    // A content-security-policy violation (an inline style, a file from elsewhere) logs a console error.
+    const onConsole = (m: ConsoleMessage) => void (m.type() === 'error' && errors.push(m.text()));
+    page.on('console', onConsole);
     await page.goto(`${api}/`);
     await page.locator('#backends tr[data-addr]').nth(1).waitFor();
     assert.deepEqual((await page.locator('#backends tr[data-addr]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-addr')))).sort(), dbs.map(addrOf).sort());
@@ -119,7 +122,8 @@ describe('web console', { timeout: 120_000 }, () => {
     await page.locator('#sessions tr.empty', { hasText: 'No session matches the filter.' }).waitFor({ timeout: 2000 });
     await page.fill('#session-search', '');
     await d.end();
-    assert.deepEqual(errors, [], 'no script error in the page');
+    page.off('console', onConsole);
+    assert.deepEqual(errors, [], 'no script or policy error in the page');
   });
 
   it('lists the plugins of the running generation', async () => {
