@@ -190,6 +190,41 @@ describe('tiproxyctl against a fleet of two proxies on one etcd', () => {
     assert.equal(usage.code, 1);
   });
 
+  it('health set/clear, config get/set, plugins, sessions migrate and kill work through one proxy\'s API', async () => {
+    const target = ['--api', `127.0.0.1:${proxies[0]!.apiPort}`];
+    const set = await ctl('health', 'set', '--unhealthy', 'maintenance window', ...target);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /unhealthy: maintenance window/);
+    assert.equal((await api(proxies[0]!, '/api/debug/health')).status, 502);
+    assert.equal((await ctl('health', 'clear', ...target)).code, 0);
+    assert.equal((await api(proxies[0]!, '/api/debug/health')).status, 200);
+
+    const file = `${repoRoot}/.tmp/ctl-config-${process.pid}.yaml`;
+    await import('node:fs/promises').then((fs) => fs.mkdir(`${repoRoot}/.tmp`, { recursive: true }).then(() => fs.writeFile(file, 'proxy:\n  max-connections: 777\n')));
+    const changed = await ctl('config', 'set', file, ...target, '--json');
+    assert.equal(changed.code, 0, changed.stderr);
+    const got = JSON.parse((await ctl('config', 'get', ...target, '--json')).stdout) as Array<{ config: { proxy: { 'max-connections': number } } }>;
+    assert.equal(got[0]!.config.proxy['max-connections'], 777);
+    await import('node:fs/promises').then((fs) => fs.writeFile(file, 'proxy:\n  max-connections: -1\n'));
+    const invalid = await ctl('config', 'set', file, ...target);
+    assert.equal(invalid.code, 3, 'an invalid config is refused (400)');
+    assert.match(invalid.stderr, /max-connections/);
+
+    const plugins = await ctl('plugins', ...target);
+    assert.equal(plugins.code, 0, plugins.stderr);
+    assert.match(plugins.stdout, /discovery-etcd\s+1\.1\.0/);
+
+    const [c] = await sessionsOnA(proxies[0]!, 1);
+    const moved = await ctl('sessions', 'migrate', String(c!.threadId), '--to', B, ...target);
+    assert.equal(moved.code, 0, `${moved.stdout}${moved.stderr}`);
+    assert.match(moved.stdout, new RegExp(`moved from ${A} to ${B}`));
+    assert.equal(await portOf(c!), dbs[1]!.port);
+    const killed = await ctl('sessions', 'kill', String(c!.threadId), ...target);
+    assert.equal(killed.code, 0, killed.stderr);
+    await waitFor('the session to be closed', () => proxies[0]!.kernel.sessions.get(c!.threadId!) === undefined, 3000);
+    assert.equal((await ctl('sessions', 'kill', String(c!.threadId), ...target)).code, 3, 'no such session any more');
+  });
+
   it('a proxy that shuts down removes its registration', async () => {
     const last = proxies.pop()!;
     await last.stop();
