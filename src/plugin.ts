@@ -8,6 +8,8 @@ export type {
   ServiceRegistry, SessionDirectory, TiproxyPlugin, TiproxyServices, WorkerGroup,
 } from './kernel/plugins/plugin-definition.js';
 export type { MetricsService } from './kernel/plugins/metrics-service.js';
+export type { ObservationOptions, TrafficObservation } from './kernel/plugins/traffic-observation.js';
+export type { TrafficCaptureJob, TrafficCaptureRequest, TrafficCaptureService } from './kernel/plugins/traffic-capture-service.js';
 export type { FleetDrainMark, FleetProxy, FleetService } from './kernel/plugins/fleet-service.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export type {
@@ -20,7 +22,10 @@ export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';
 export type { FrozenConfig } from './kernel/config/proxy-config.js';
 export * as protocol from './kernel/protocol/constants.js';
 export { BackendError, MigrationVetoError, ProxyError } from './kernel/errors.js';
-export { globToRegExp } from './kernel/plugins/name-pattern.js';
+export { namePattern, type NamePattern } from './kernel/plugins/name-pattern.js';
+export {
+  compileTextPattern, UnsupportedPatternError, type TextPattern, type TextPatternOptions,
+} from './kernel/plugins/linear-pattern.js';
 
 import type { CommandReply } from './kernel/hooks/hook-types.js';
 import { ER_PROXY_PLUGIN_REFUSED, SQLSTATE_GENERAL } from './kernel/protocol/constants.js';

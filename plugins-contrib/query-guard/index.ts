@@ -1,4 +1,6 @@
-import { definePlugin, errorReply, protocol, type CommandContext, type CommandReply, globToRegExp } from '../../src/plugin.js';
+import { definePlugin, errorReply, protocol, type CommandContext, type CommandReply, namePattern, type NamePattern,
+  compileTextPattern, type TextPattern,
+} from '../../src/plugin.js';
 import schema from './schema.json' with { type: 'json' };
 
 export interface QueryGuardRule {
@@ -21,8 +23,8 @@ const TENANT_LABEL = 'tenant';
 
 interface CompiledRule {
   readonly index: number;
-  readonly regex: RegExp;
-  readonly users: readonly RegExp[] | null;
+  readonly pattern: TextPattern;
+  readonly users: readonly NamePattern[] | null;
   readonly tenants: ReadonlySet<string> | null;
   readonly code: number;
   readonly sqlState: string;
@@ -121,16 +123,17 @@ export function stripComments(sql: string): string {
 
 function compileRules(config: QueryGuardConfig): CompiledRule[] {
   return config.rules.map((r, index) => {
-    let regex: RegExp;
+    let pattern: TextPattern;
     try {
-      regex = new RegExp(r.pattern, 'i');
+      // Linear-time matching: a pattern that would backtrack on a client's statement cannot stall the proxy.
+      pattern = compileTextPattern(r.pattern, { ignoreCase: true });
     } catch (err) {
       throw new Error(`rules[${index}].pattern: ${(err as Error).message}`);
     }
     return {
       index,
-      regex,
-      users: r.users ? r.users.map(globToRegExp) : null,
+      pattern,
+      users: r.users ? r.users.map(namePattern) : null,
       tenants: r.tenants ? new Set(r.tenants) : null,
       code: r.code,
       sqlState: r['sql-state'],
@@ -157,13 +160,13 @@ export default definePlugin<QueryGuardConfig>({
       const { session } = ctx;
       let text: string | undefined;
       for (const rule of list) {
-        if (rule.users && !rule.users.some((re) => re.test(session.user))) continue;
+        if (rule.users && !rule.users.some((p) => p.test(session.user))) continue;
         if (rule.tenants) {
           const tenant = session.labels.get(TENANT_LABEL);
           if (tenant === undefined || !rule.tenants.has(tenant)) continue;
         }
         text ??= normalize(ctx.sql);
-        if (!rule.regex.test(text)) continue;
+        if (!rule.pattern.test(text)) continue;
         logger.info({ conn: session.id, user: session.user, rule: rule.index + 1, command: protocol.COMMAND_NAMES[ctx.command] },
           'statement refused');
         return errorReply(rule.message, rule.code, rule.sqlState);

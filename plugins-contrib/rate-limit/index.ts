@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
-  definePlugin, errorReply, protocol, type CommandContext, type CommandReply, type SessionInfo, globToRegExp,
+  definePlugin, errorReply, protocol, type CommandContext, type CommandReply, type SessionInfo, namePattern, type NamePattern,
 } from '../../src/plugin.js';
 import schema from './schema.json' with { type: 'json' };
 
@@ -34,7 +34,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 
 interface Limit {
   readonly index: number;
-  readonly users: readonly RegExp[] | null;
+  readonly users: readonly NamePattern[] | null;
   readonly tenants: ReadonlySet<string> | null;
   readonly per: 'user' | 'tenant';
   readonly maxConnections: number | undefined;
@@ -98,7 +98,7 @@ function compileLimits(config: RateLimitConfig): Limit[] {
     if (l.burst !== undefined && l.qps === undefined) throw new Error(`${where}: burst needs qps`);
     return {
       index,
-      users: l.users ? l.users.map(globToRegExp) : null,
+      users: l.users ? l.users.map(namePattern) : null,
       tenants: l.tenants ? new Set(l.tenants) : null,
       per: l.per ?? (l.tenants ? 'tenant' : 'user'),
       maxConnections: l['max-connections'],
@@ -111,7 +111,7 @@ function compileLimits(config: RateLimitConfig): Limit[] {
 }
 
 function applies(limit: Limit, user: string, tenant: string | undefined): boolean {
-  if (limit.users && !limit.users.some((re) => re.test(user))) return false;
+  if (limit.users && !limit.users.some((p) => p.test(user))) return false;
   if (limit.tenants && (tenant === undefined || !limit.tenants.has(tenant))) return false;
   return limit.per === 'user' || tenant !== undefined;
 }

@@ -1,6 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { definePlugin, protocol, type BackendInfo, type Refusal, type SessionInfo, globToRegExp } from '../../src/plugin.js';
-export { globToRegExp };
+import { definePlugin, protocol, type BackendInfo, type Refusal, type SessionInfo, namePattern, type NamePattern } from '../../src/plugin.js';
 import schema from './schema.json' with { type: 'json' };
 
 export interface TenantConfig {
@@ -26,7 +25,7 @@ export const TENANT_ROUTER_STAGE = 10;
 /** A tenant with its criteria compiled. */
 interface Tenant {
   readonly name: string;
-  readonly users: readonly RegExp[] | null;
+  readonly users: readonly NamePattern[] | null;
   readonly networks: BlockList | null;
   readonly databases: ReadonlySet<string> | null;
   readonly labels: ReadonlyArray<readonly [string, string]>;
@@ -68,7 +67,7 @@ function compileTenants(config: TenantRouterConfig): Tenant[] {
     seen.add(t.name);
     return {
       name: t.name,
-      users: t.users ? t.users.map(globToRegExp) : null,
+      users: t.users ? t.users.map(namePattern) : null,
       networks: t.cidrs ? compileNetworks(t.cidrs, `tenants[${i}].cidrs`) : null,
       databases: t.databases ? new Set(t.databases) : null,
       labels: Object.entries(t.route?.labels ?? {}),
@@ -78,7 +77,7 @@ function compileTenants(config: TenantRouterConfig): Tenant[] {
 
 /** A tenant matches when every criterion it lists matches (within one list, any entry may match). */
 function tenantMatches(t: Tenant, user: string, clientAddress: string, database: string): boolean {
-  if (t.users && !t.users.some((re) => re.test(user))) return false;
+  if (t.users && !t.users.some((p) => p.test(user))) return false;
   if (t.networks && !inNetworks(t.networks, clientAddress)) return false;
   if (t.databases && !t.databases.has(database)) return false;
   return true;

@@ -145,6 +145,13 @@ describe('query-guard plugin', () => {
       config: { plugins: [{ name: 'query-guard', required: true, config: { rules: [{ pattern: '(unclosed' }] } }] },
     }), /rules\[0\]\.pattern: Invalid regular expression/);
   });
+
+  it('refuses to start (when required) with a pattern that cannot be matched in linear time, naming the rule and the construct', async () => {
+    await assert.rejects(startProxy({
+      backends: [`127.0.0.1:${db.port}`],
+      config: { plugins: [{ name: 'query-guard', required: true, config: { rules: [{ pattern: 'SLEEP' }, { pattern: '(drop)\\s+\\1' }] } }] },
+    }), /rules\[1\]\.pattern: the backreference "\\1" at character \d+ cannot be matched in linear time/);
+  });
 });
 
 describe('query-guard comment stripping', () => {

@@ -11,11 +11,11 @@
  */
 import {
   definePlugin, errorReply, protocol, type BackendInfo, type CommandContext, type CommandReply, type JsonSchema,
-  type SelectBackendContext, type SelectionRefusal,
+  type SelectBackendContext, type SelectionRefusal, compileTextPattern, type TextPattern,
 } from 'tiproxy/plugin';
 
 export interface Route {
-  /** Regular expression (JavaScript syntax) matched against the login user. */
+  /** Regular expression (JavaScript syntax, no backreferences or lookaround) matched against the login user. */
   user: string;
   /** Labels a backend must all carry to serve these users. */
   labels: Record<string, string>;
@@ -59,7 +59,7 @@ const configSchema: JsonSchema = {
 };
 
 interface CompiledRoute {
-  pattern: RegExp;
+  pattern: TextPattern;
   labels: Array<[string, string]>;
   /** "group=reporting", for messages. */
   describe: string;
@@ -74,9 +74,11 @@ export default definePlugin<RouteAndGuardConfig>({
     // Everything that can fail is checked here, once: a throwing apply() leaves the plugin out (or, with
     // `required: true`, refuses the config), so a bad pattern never turns into per-session errors.
     const routes: CompiledRoute[] = config.routes.map((route, i) => {
-      let pattern: RegExp;
+      let pattern: TextPattern;
       try {
-        pattern = new RegExp(route.user);
+        // Matched in linear time: the user name comes from the client, and a backtracking RegExp could be
+        // made to spin on it. Backreferences and lookaround are refused here, with the reason.
+        pattern = compileTextPattern(route.user);
       } catch (err) {
         throw new Error(`routes[${i}].user: ${(err as Error).message}`);
       }

@@ -1,4 +1,4 @@
-import { definePlugin, globToRegExp, protocol } from '../../plugin.js';
+import { definePlugin, namePattern, protocol } from '../../plugin.js';
 import schema from '../../../schemas/plugins/credentials-cleartext.schema.json' with { type: 'json' };
 
 export interface CleartextCredentialsConfig {
@@ -16,10 +16,10 @@ export default definePlugin<CleartextCredentialsConfig>({
   version: '1.0.0',
   configSchema: schema,
   apply({ hooks, config }) {
-    const users = config.users.map(globToRegExp);
+    const users = config.users.map(namePattern);
     const plugins = new Set(config['auth-plugins']);
     hooks.authChallenge.tap('credentials-cleartext', ({ user, plugin, clientTls }) =>
-      clientTls && plugins.has(plugin) && users.some((re) => re.test(user)) ? 'cleartext' : undefined);
+      clientTls && plugins.has(plugin) && users.some((p) => p.test(user)) ? 'cleartext' : undefined);
     hooks.backendCredentials.tapPromise('credentials-cleartext', async ({ session, authExchange }) => {
       if (!authExchange || authExchange.plugin !== protocol.MYSQL_CLEAR_PASSWORD || !authExchange.tls) return undefined;
       return { kind: 'cleartext', user: session.user, password: authExchange.reply.toString('utf8') };
