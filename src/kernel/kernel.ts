@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import type { ConnectionOptions, SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { BackendRegistry, splitAddr, type BackendRecord } from './backend/backend-registry.js';
 import type { FrozenConfig, ProxyConfig } from './config/proxy-config.js';
@@ -8,6 +7,7 @@ import { buildConfig, freezeConfig } from './config/config-loader.js';
 import { mergeConfigPatch } from './config/config-patch.js';
 import { ConnectionAdmission } from './net/connection-admission.js';
 import { HttpListener } from './net/http-listener.js';
+import { TlsMaterial } from './net/tls-material.js';
 import type { GenerationSummary, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts } from './plugins/proxy-control.js';
 import type { CloseReason } from './errors.js';
 import type { BackendCredentials, BackendEvent, BackendSql } from './hooks/hook-types.js';
@@ -120,9 +120,8 @@ export class Kernel implements SessionHost {
   private readonly worker: WorkerSlot | undefined;
   private serverVersion = '';
   private serverCapabilities = PROXY_SUPPORTED_CAPABILITIES;
-  private tlsContext: SecureContext | null = null;
-  private tlsRequestCert = false;
-  private backendTls: ConnectionOptions = {};
+  /** TLS for both legs, reloaded when its files change on disk. */
+  readonly tls: TlsMaterial;
   private readonly resolvePlugin: PluginResolver;
   private closedWaiters: Array<() => void> = [];
   /** Plugins compiled from plugin-dir, by plugin name. */
@@ -147,7 +146,8 @@ export class Kernel implements SessionHost {
     this.migrations = new MigrationScheduler({ logger: this.logger, backends: this.backends, session: (id) => this.sessions.get(id) });
     this.workerGroup = new WorkerGroupHost(this.worker?.id ?? 0, this.worker?.count ?? 1);
     this.http = new HttpListener(this.logger, () => this.generation?.httpHandler ?? null);
-    this.loadTls(options.config);
+    this.tls = new TlsMaterial(this.logger);
+    this.tls.apply(options.config);
   }
 
   /** Builds the first plugin generation and runs lifecycle.init. */
@@ -307,7 +307,7 @@ export class Kernel implements SessionHost {
     const capabilities = SERVICE_CONNECTION_CAPABILITIES;
     const conn = await BackendConnection.dial({
       backend, options: { tls: this.cfg.security['require-backend-tls'] ? 'required' : 'off', proxyProtocol: false, connectTimeoutMs: timeoutMs },
-      tls: this.backendTls, capabilities: () => capabilities, charset: DEFAULT_CHARSET_ID,
+      tls: this.tls.backendOptions, capabilities: () => capabilities, charset: DEFAULT_CHARSET_ID,
     });
     try {
       await loginWithCredentials(conn, credentials, { capabilities, charset: DEFAULT_CHARSET_ID, database: '', timeoutMs });
@@ -316,7 +316,7 @@ export class Kernel implements SessionHost {
       throw err;
     }
     const runner = new BackendSqlRunner(addr, conn.channel, capabilities, timeoutMs);
-    return { addr, query: (sql) => runner.query(sql), prepare: (sql) => runner.prepare(sql), close: () => conn.quit() };
+    return { addr, query: (sql) => runner.query(sql), prepare: (sql) => runner.prepare(sql), pipeline: (steps) => runner.pipeline(steps), close: () => conn.quit() };
   }
 
   private migrationDirectory(): MigrationDirectory {
@@ -388,26 +388,6 @@ export class Kernel implements SessionHost {
     this.eventsDuringBuild?.push(event);
   }
 
-  private loadTls(config: FrozenConfig): void {
-    const server = config.security['server-tls'];
-    if (server) {
-      this.tlsContext = createSecureContext({
-        cert: readFileSync(server.cert), key: readFileSync(server.key),
-        ...(server.ca ? { ca: readFileSync(server.ca) } : {}),
-        minVersion: server['min-tls-version'] === '1.3' ? 'TLSv1.3' : 'TLSv1.2',
-      });
-      this.tlsRequestCert = Boolean(server.ca);
-    } else this.tlsContext = null;
-    const sql = config.security['sql-tls'];
-    this.backendTls = {
-      ...(sql.ca ? { ca: readFileSync(sql.ca) } : {}),
-      ...(sql.cert ? { cert: readFileSync(sql.cert) } : {}),
-      ...(sql.key ? { key: readFileSync(sql.key) } : {}),
-      rejectUnauthorized: !sql['skip-ca'],
-      minVersion: sql['min-tls-version'] === '1.3' ? 'TLSv1.3' : 'TLSv1.2',
-    };
-  }
-
   // ---- SessionHost ---------------------------------------------------------------------------------
 
   config(): FrozenConfig {
@@ -477,15 +457,15 @@ export class Kernel implements SessionHost {
   }
 
   serverTlsContext(): SecureContext | null {
-    return this.tlsContext;
+    return this.tls.serverContext;
   }
 
   serverTlsRequestsCert(): boolean {
-    return this.tlsRequestCert;
+    return this.tls.requestClientCert;
   }
 
   backendTlsOptions(): ConnectionOptions {
-    return this.backendTls;
+    return this.tls.backendOptions;
   }
 
   sessionClosed(session: Session, _reason: CloseReason): void {
@@ -590,7 +570,7 @@ export class Kernel implements SessionHost {
       }
       this.cfg = config;
       this.hotPlugins = new Map(hot);
-      this.loadTls(config);
+      this.tls.apply(config);
       this.generation = next;
       next.users++;
       previous.superseded = true;

@@ -100,7 +100,8 @@ export class BackendConnection {
       const leftover = channel.detach();
       if (leftover.length > 0) throw new BackendError(ER_PROXY_BACKEND_HANDSHAKE, `backend ${backend.addr} sent data before TLS started`);
       const secure = await new Promise<TLSSocket>((resolve, reject) => {
-        const t = tlsConnect({ ...req.tls, socket, servername: isIpAddress(backend.host) ? undefined : backend.host });
+        // Verify against the address dialled: without `host`, Node checks the certificate against "localhost" (IP SANs fail).
+        const t = tlsConnect({ ...req.tls, socket, host: backend.host, servername: isIpAddress(backend.host) ? undefined : backend.host });
         const timer = setTimeout(() => {
           t.destroy();
           reject(new ProxyError('backend', ER_PROXY_BACKEND_TLS, `backend ${backend.addr}: TLS handshake timed out`));
