@@ -5,7 +5,7 @@
 import { SBTEST_PASSWORD, SBTEST_USER } from '../local-cluster/mariadb.js';
 import { cpuSeconds } from './cpu.js';
 import { LeanConnection } from './lean-client.js';
-import { cell, markdownTable, medians, vsHaproxy, type SuiteResult } from './report.js';
+import { cell, markdownTable, medians, TARGETS, vsHaproxy, type Check, type SuiteResult } from './report.js';
 import type { Target } from './targets.js';
 
 export interface ChurnOptions {
@@ -70,8 +70,15 @@ export async function churnSuite(targets: Target[], o: ChurnOptions): Promise<Su
     rows.map((r) => [r.target, cell(r.connPerSec), cell(r.cpuPer1k, 3), cell(r.errors),
       cell(vsHaproxy(rows, r, (x) => x.connPerSec), 2), cell(vsHaproxy(rows, r, (x) => x.cpuPer1k), 2)]),
   );
+  const mine = rows.find((r) => r.target === 'tiproxy');
+  const ratio = mine ? vsHaproxy(rows, mine, (x) => x.connPerSec) : NaN;
+  const checks: Check[] = [{
+    goal: `connection churn: conn/s ≥ ${TARGETS.churnVsHaproxy}× HAProxy`,
+    measured: mine ? `${cell(ratio, 2)}×` : 'not run',
+    pass: mine ? ratio >= TARGETS.churnVsHaproxy : undefined,
+  }];
   return {
-    name: 'churn', samples, checks: [],
+    name: 'churn', samples, checks,
     markdown: `### Connection churn: connect → SELECT 1 → quit, ${o.workers} workers (median of ${o.repeat}, ${o.time} s each)\n\n${table}`,
   };
 }

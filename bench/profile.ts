@@ -2,6 +2,7 @@
 // `node --cpu-prof`, then summarises the V8 profile by self time (functions, and files/categories).
 //   node --import tsx bench/profile.ts [--test oltp_point_select] [--threads 64] [--time 15] [--top 25]
 //   [--plugin-dir bench/plugins]   (profile with a trivial onCommand tap)
+//   [--workload churn] [--workers 16]  (connect → SELECT 1 → quit loops instead of sysbench: the set-up path)
 // Starts: one MariaDB (test harness), tiproxy under --cpu-prof, sysbench. Writes the .cpuprofile under .tmp/.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,9 @@ import { SBTEST_DATABASE, SBTEST_PASSWORD, SBTEST_USER, startMariaDB } from '../
 import { tmpRoot, repoRoot } from '../local-cluster/paths.js';
 import { freePort } from '../local-cluster/ports.js';
 import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
+import { accepts } from '../test/harness/proxy.js';
 import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';
+import { LeanConnection } from './lean-client.js';
 
 interface ProfileNode {
   id: number;
@@ -25,6 +28,8 @@ const { values } = parseArgs({
     time: { type: 'string', default: '15' },
     top: { type: 'string', default: '25' },
     'plugin-dir': { type: 'string' },
+    workload: { type: 'string', default: 'sysbench' },
+    workers: { type: 'string', default: '16' },
   },
 });
 
@@ -39,6 +44,22 @@ function category(url: string, name: string): string {
   return url;
 }
 
+/** W workers each looping connect → SELECT 1 → quit; a "query" here is one whole connection. */
+async function churnLoop(port: number, workers: number, seconds: number): Promise<{ qps: number; queries: number }> {
+  const deadline = performance.now() + seconds * 1000;
+  let connections = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const c = await LeanConnection.open({ host: '127.0.0.1', port, user: SBTEST_USER, password: SBTEST_PASSWORD, timeoutMs: 10_000 });
+      await c.query('SELECT 1');
+      await c.quit();
+      connections++;
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
+  return { qps: connections / seconds, queries: connections };
+}
+
 async function main(): Promise<void> {
   const db = await startMariaDB({ name: 'profile', config: { max_connections: 1000 } });
   const dir = join(tmpRoot, `cpu-prof-${Date.now()}`);
@@ -50,12 +71,18 @@ async function main(): Promise<void> {
     const proxy = spawnTracked(process.execPath, [
       // From source (tsx), so frames name src/ files rather than one bundle.
       '--cpu-prof', '--cpu-prof-dir', dir, '--import', 'tsx', join(repoRoot, 'src/cli/tiproxy.ts'), '--addr', `127.0.0.1:${port}`,
-      '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(values['plugin-dir'] ? ['--plugin-dir', values['plugin-dir']] : []),
+      '--api-addr', `127.0.0.1:${await freePort()}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(values['plugin-dir'] ? ['--plugin-dir', values['plugin-dir']] : []),
     ], { stdio: ['ignore', 'inherit', 'inherit'] });
-    await new Promise((r) => setTimeout(r, 1000));
-    const result = await sysbench(values.test as SysbenchTest, 'run', {
-      ...common, port, threads: Number(values.threads), time: Number(values.time), extra: ['--db-ps-mode=disable'],
-    });
+    // From source on a busy machine, start-up can take several seconds.
+    for (const deadline = Date.now() + 30_000; !(await accepts(port));) {
+      if (proxy.exitCode !== null || Date.now() > deadline) throw new Error('tiproxy did not start listening');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const result = values.workload === 'churn'
+      ? await churnLoop(port, Number(values.workers), Number(values.time))
+      : await sysbench(values.test as SysbenchTest, 'run', {
+        ...common, port, threads: Number(values.threads), time: Number(values.time), extra: ['--db-ps-mode=disable'],
+      });
     await stopProcess(proxy, { signal: 'SIGTERM', timeoutMs: 20_000 });
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}`);
@@ -76,7 +103,8 @@ async function main(): Promise<void> {
       byCategory.set(cat, (byCategory.get(cat) ?? 0) + hits);
     }
     const pct = (h: number) => `${((100 * h) / busy).toFixed(1)}%`;
-    console.log(`\n${values.test}, ${values.threads} threads, ${values.time} s: ${result.qps.toFixed(0)} QPS; proxy busy ${(busy * perSampleMs / 1000).toFixed(2)} s of ${(total * perSampleMs / 1000).toFixed(2)} s sampled (${(busy * perSampleMs / 1000 / (result.queries / 10_000)).toFixed(3)} CPU s / 10k queries, main thread only)`);
+    const what = values.workload === 'churn' ? `churn, ${values.workers} workers` : `${values.test}, ${values.threads} threads`;
+    console.log(`\n${what}, ${values.time} s: ${result.qps.toFixed(0)} QPS; proxy busy ${(busy * perSampleMs / 1000).toFixed(2)} s of ${(total * perSampleMs / 1000).toFixed(2)} s sampled (${(busy * perSampleMs / 1000 / (result.queries / 10_000)).toFixed(3)} CPU s / 10k queries, main thread only)`);
     console.log(`profile: ${join(dir, file)}\n\n| where (self time) | share of busy |\n|---|---|`);
     for (const [k, v] of [...byCategory].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| ${k} | ${pct(v)} |`);
     console.log(`\n| function | share of busy |\n|---|---|`);

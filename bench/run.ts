@@ -18,7 +18,7 @@ import { memorySuite } from './memory.js';
 import { oltpSuite } from './oltp.js';
 import { markdownTable, passFail, writeJson, type SuiteResult } from './report.js';
 import { sizesSuite } from './result-sizes.js';
-import { direct, fdLimit, haproxy, raiseFdLimit, tiproxy, type Target } from './targets.js';
+import { direct, fdLimit, floorRelay, haproxy, raiseFdLimit, tiproxy, tiproxyBaseline, type Target } from './targets.js';
 
 const SUITES = ['sysbench', 'sizes', 'memory', 'churn'] as const;
 type Suite = (typeof SUITES)[number];
@@ -38,6 +38,7 @@ const HELP = `npm run bench -- [options]
   --churn-workers N     parallel connect/query/quit loops (default 16)
   --churn-time S        seconds per churn run (default 10; quick 3)
   --tiproxy-args "..."  extra tiproxy CLI arguments, e.g. "--plugin-dir bench/plugins"
+  --baseline DIR        also run another build (a checkout at DIR, built) as tiproxy-base: before/after in one run
   --out FILE            JSON output (default bench/results/<timestamp>.json)
   --no-install          skip scripts/install-deps.sh`;
 
@@ -57,6 +58,7 @@ const { values: v } = parseArgs({
     'churn-workers': { type: 'string', default: '16' },
     'churn-time': { type: 'string' },
     'tiproxy-args': { type: 'string', default: '' },
+    baseline: { type: 'string' },
     out: { type: 'string' },
     'no-install': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -115,7 +117,9 @@ const results: SuiteResult[] = [];
 const throughputTargets: Target[] = [];
 try {
   if (suites.has('sysbench') || suites.has('sizes') || suites.has('churn')) {
-    throughputTargets.push(direct(db), await haproxy(db), await tiproxy(db, { args: settings.tiproxyArgs }));
+    throughputTargets.push(direct(db), await haproxy(db), await floorRelay(db));
+    if (v.baseline) throughputTargets.push(await tiproxyBaseline(db, v.baseline, settings.tiproxyArgs));
+    throughputTargets.push(await tiproxy(db, { args: settings.tiproxyArgs }));
   }
   if (suites.has('sysbench')) {
     process.stderr.write('sysbench OLTP\n');
@@ -133,7 +137,7 @@ try {
   if (suites.has('memory')) {
     process.stderr.write('memory per idle connection\n');
     for (const t of throughputTargets.splice(0)) await t.stop();
-    results.push(await memorySuite(db, { conns, certs: await makeCertificates(), settle: quick ? 1 : 2 }));
+    results.push(await memorySuite(db, { conns, certs: await makeCertificates(), settle: quick ? 1 : 2, ...(v.baseline ? { baseline: v.baseline } : {}) }));
   }
 } finally {
   for (const t of throughputTargets) await t.stop();

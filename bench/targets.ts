@@ -6,12 +6,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Certificates } from '../local-cluster/certs.js';
 import type { MariaDBInstance } from '../local-cluster/mariadb.js';
-import { tmpRoot } from '../local-cluster/paths.js';
+import { repoRoot, tmpRoot } from '../local-cluster/paths.js';
 import { freePort } from '../local-cluster/ports.js';
 import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
-import { startProxyProcess } from '../test/harness/proxy.js';
+import { accepts, startProxyProcess } from '../test/harness/proxy.js';
 
-export type TargetName = 'direct' | 'haproxy' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';
+export type TargetName = 'direct' | 'haproxy' | 'floor' | 'tiproxy-base' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';
 
 export interface Target {
   name: TargetName;
@@ -47,11 +47,16 @@ export function direct(db: MariaDBInstance): Target {
   return { name: 'direct', port: db.port, stop: async () => {} };
 }
 
-/** Spawns a long-running proxy child and gives it a moment to bind (neither prints a ready line). */
+/** Spawns a long-running proxy child and waits until it accepts connections (none prints a ready line). */
 async function spawnProxy(name: TargetName, port: number, cmd: string, args: string[]): Promise<Target> {
   const child = spawnTracked(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  await new Promise((r) => setTimeout(r, 500));
-  if (child.exitCode !== null) throw new Error(`${name} did not start`);
+  for (const deadline = Date.now() + 30_000; !(await accepts(port));) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopProcess(child);
+      throw new Error(`${name} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
   raiseFdLimit(child.pid!);
   return { name, port, pid: child.pid!, stop: () => stopProcess(child) };
 }
@@ -80,6 +85,26 @@ export async function nodePipe(db: MariaDBInstance): Promise<Target> {
 net.createServer((c) => { const b = net.connect(${db.port}, '127.0.0.1'); c.pipe(b).pipe(c);
   c.on('error', () => b.destroy()); b.on('error', () => c.destroy()); }).listen(${port}, '127.0.0.1');`;
   return spawnProxy('node-pipe', port, process.execPath, ['-e', script]);
+}
+
+/**
+ * The floor relay (bench/floor-relay.ts): the cheapest relay Node can be with public APIs. `pipe` is
+ * the same as node-pipe; `onread` (the default) reads backend sockets into a reused buffer.
+ */
+export async function floorRelay(db: MariaDBInstance, mode: 'onread' | 'pipe' = 'onread'): Promise<Target> {
+  const port = await freePort();
+  const script = join(repoRoot, 'bench', 'floor-relay.ts');
+  return spawnProxy('floor', port, process.execPath, ['--import', 'tsx', script, '--port', String(port), '--backend-port', String(db.port), '--mode', mode]);
+}
+
+/**
+ * Another build of tiproxy (a checkout with `npm run build` done, at `dir`) as 'tiproxy-base': for a
+ * before/after comparison in one interleaved run (`npm run bench -- --baseline DIR`).
+ */
+export async function tiproxyBaseline(db: MariaDBInstance, dir: string, args: string[] = []): Promise<Target> {
+  const port = await freePort();
+  return spawnProxy('tiproxy-base', port, process.execPath, [join(dir, 'bin', 'tiproxy'), '--addr', `127.0.0.1:${port}`,
+    '--api-addr', `127.0.0.1:${await freePort()}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...args]);
 }
 
 export interface TiproxyOptions {
