@@ -11,6 +11,7 @@ import metrics from './metrics/index.js';
 import migrateReplay from './migrate-replay/index.js';
 import migrateTidbToken from './migrate-tidb-token/index.js';
 import tlsPolicy from './tls-policy/index.js';
+import trafficCapture from './traffic-capture/index.js';
 
 /** Default plugins by name, as `plugins[].name` refers to them. */
 export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Map<string, TiproxyPlugin<never>>([
@@ -26,10 +27,11 @@ export const BUILTIN_PLUGINS: ReadonlyMap<string, TiproxyPlugin<never>> = new Ma
   [migrateReplay.name, migrateReplay as TiproxyPlugin<never>],
   [migrateTidbToken.name, migrateTidbToken as TiproxyPlugin<never>],
   [adminApi.name, adminApi as TiproxyPlugin<never>],
+  [trafficCapture.name, trafficCapture as TiproxyPlugin<never>],
 ]);
 
 /** Plugins every proxy runs unless the config lists them (listing one with enabled: false turns it off). */
-const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy', 'metrics', 'admin-api'] as const;
+const DEFAULT_PLUGINS = ['health', 'balance', 'tls-policy', 'metrics', 'admin-api', 'traffic-capture'] as const;
 
 export function withDefaultPlugins<C extends { plugins: Array<{ name: string; enabled: boolean; required: boolean; config: Record<string, unknown> }> }>(config: C): C {
   for (const name of DEFAULT_PLUGINS) {

@@ -5,7 +5,7 @@ import {
 import type {
   AuthChallengeContext, BackendCredentials, BackendEvent, BackendInfo, CloseContext, CommandContext, CommandReply, ConnectContext,
   CredentialsContext, DialContext, DialOptions, GreetingOptions, HandshakeContext, HealthCheckContext, LifecycleContext, MigrationContext,
-  MigrationOutcome, MigrationVeto, Refusal, ResultContext, SelectBackendContext, SelectionRefusal, StateTransferContext,
+  MigrationOutcome, MigrationVeto, ObservedCommand, ObservedResult, Refusal, ResultContext, SelectBackendContext, SelectionRefusal, StateTransferContext,
 } from './hook-types.js';
 
 /**
@@ -51,6 +51,14 @@ export function createHookSet() {
     onCommand: new HookMap<SyncBailHook<[CommandContext], CommandReply | undefined>>(() => new SyncBailHook(['ctx'])),
     /** A command's response ended. Called only when tapped. Synchronous. fail-open. */
     onResult: new SyncHook<[ResultContext]>(['ctx']),
+    /**
+     * Traffic observation (capture): every command on its way to the backend, called only while
+     * ctx.traffic observation is on and somebody tapped it — when off, the pump pays one boolean check.
+     * Synchronous; copy the bytes you keep. fail-open.
+     */
+    observeCommand: new SyncHook<[ObservedCommand]>(['ctx']),
+    /** Traffic observation: a response ended (outcome, rows, duration). Same conditions as observeCommand. fail-open. */
+    observeResult: new SyncHook<[ObservedResult]>(['ctx']),
     /** A session is about to move. Return a veto to refuse or postpone. fail-closed (a throwing tap vetoes). */
     beforeMigrate: new AsyncSeriesBailHook<[MigrationContext], MigrationVeto | undefined>(['ctx']),
     /** Export session state from the old backend (ctx.source) into the state object. fail-closed. */
@@ -94,6 +102,8 @@ export const HOOK_FAILURE_POLICY: Readonly<Record<string, 'fail-open' | 'fail-cl
   selectBackend: 'fail-open',
   onCommand: 'fail-open',
   onResult: 'fail-open',
+  observeCommand: 'fail-open',
+  observeResult: 'fail-open',
   beforeMigrate: 'fail-closed',
   captureState: 'fail-closed',
   restoreState: 'fail-closed',

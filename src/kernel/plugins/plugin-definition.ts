@@ -4,6 +4,7 @@ import type { BackendAnnouncement } from '../backend/backend-registry.js';
 import type { HookSet } from '../hooks/hook-set.js';
 import type { BackendCredentials, BackendInfo, BackendSql, SessionInfo } from '../hooks/hook-types.js';
 import type { ProxyControl } from './proxy-control.js';
+import type { TrafficObservation } from './traffic-observation.js';
 
 /** The backend list as plugins may use it. */
 export interface BackendDirectory {
@@ -162,6 +163,11 @@ export interface PluginContext<C> {
    * plugin errors, shutdown phase, sessions to close, and the HTTP port.
    */
   readonly proxy: ProxyControl;
+  /**
+   * Traffic observation for capture plugins: turns hooks.observeCommand / observeResult on and off for
+   * every session, and lists a session's prepared statements (for a bootstrap of sessions already open).
+   */
+  readonly traffic: TrafficObservation;
 }
 
 export interface JsonSchema {

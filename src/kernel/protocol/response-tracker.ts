@@ -65,6 +65,16 @@ export class ResponseTracker {
   private lastStatus = -1;
   private lastWasError = false;
   private definitionsLeft = 0;
+  /** Column definitions still to come in the current result set (tells rows from definitions without EOFs). */
+  private columnsLeft = 0;
+  private errorCode = 0;
+  private affected = 0;
+  private rowCount = 0;
+
+  /** Of the response just completed (read them in onResponseComplete): its ERR code or 0, rows affected, rows sent. */
+  completedErrorCode = 0;
+  completedAffectedRows = 0;
+  completedRows = 0;
 
   // Ring of outstanding commands.
   private queue = new Uint8Array(INITIAL_PIPELINED);
@@ -131,6 +141,9 @@ export class ResponseTracker {
     this.responseBegun = false;
     this.lastStatus = -1;
     this.lastWasError = false;
+    this.errorCode = 0;
+    this.affected = 0;
+    this.rowCount = 0;
     switch (command) {
       case COM_QUERY:
       case COM_STMT_EXECUTE:
@@ -213,6 +226,9 @@ export class ResponseTracker {
     this.count--;
     const status = this.lastStatus;
     const isError = this.lastWasError;
+    this.completedErrorCode = this.errorCode;
+    this.completedAffectedRows = this.affected;
+    this.completedRows = this.rowCount;
     if (this.count > 0) this.startResponse(this.queue[this.head]!);
     else this.phase = Phase.Idle;
     this.listener.onResponseComplete(command, status, isError);
@@ -228,6 +244,16 @@ export class ResponseTracker {
       p += b < 0xfb ? 1 : b === 0xfc ? 3 : b === 0xfd ? 4 : 9;
     }
     return p + 2 <= end ? buf[p]! | (buf[p + 1]! << 8) : -1;
+  }
+
+  /** A length-encoded integer at buf[p] (the OK's affected rows, a result's column count); 0 when cut off. */
+  private lenenc(buf: Buffer, p: number, end: number): number {
+    if (p >= end) return 0;
+    const b = buf[p]!;
+    if (b < 0xfb) return b;
+    if (b === 0xfc) return p + 3 <= end ? buf[p + 1]! | (buf[p + 2]! << 8) : 0;
+    if (b === 0xfd) return p + 4 <= end ? buf[p + 1]! | (buf[p + 2]! << 8) | (buf[p + 3]! << 16) : 0;
+    return p + 9 <= end ? buf.readUInt32LE(p + 1) + buf.readUInt32LE(p + 5) * 0x100000000 : 0;
   }
 
   /** EOF packet: 0xFE, warnings u16, status u16. */
@@ -251,17 +277,21 @@ export class ResponseTracker {
         this.listener.onUnsolicitedPacket(first);
         return;
       case Phase.First:
-        if (first === OK_HEADER) return this.resultEnd(this.okStatus(buf, off, avail));
-        if (first === ERR_HEADER) return this.error();
+        if (first === OK_HEADER) {
+          this.affected += this.lenenc(buf, off + 1, off + avail);
+          return this.resultEnd(this.okStatus(buf, off, avail));
+        }
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (first === LOCAL_INFILE_HEADER) {
           this.phase = Phase.Infile;
           this.listener.onLocalInfileRequest();
           return;
         }
+        this.columnsLeft = this.lenenc(buf, off, off + avail);
         this.phase = Phase.Columns;
         return;
       case Phase.Columns:
-        if (first === ERR_HEADER) return this.error();
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (this.isTerminator(first)) {
           const status = this.terminatorStatus(buf, off, avail);
           // An open cursor ends the response right after the column definitions.
@@ -269,14 +299,19 @@ export class ResponseTracker {
           if (this.deprecateEof) return this.resultEnd(status);
           this.lastStatus = status;
           this.phase = Phase.Rows;
+          return;
         }
+        // Without EOF packets (DEPRECATE_EOF) rows follow the definitions directly.
+        if (this.columnsLeft > 0) this.columnsLeft--;
+        else this.rowCount++;
         return;
       case Phase.Rows:
-        if (first === ERR_HEADER) return this.error();
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (this.isTerminator(first)) this.resultEnd(this.terminatorStatus(buf, off, avail));
+        else this.rowCount++;
         return;
       case Phase.PrepareFirst: {
-        if (first === ERR_HEADER) return this.error();
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (avail < 9) return this.error(); // malformed: treat as the end so the client sees it
         const id = buf.readUInt32LE(off + 1);
         const columns = buf[off + 5]! | (buf[off + 6]! << 8);
@@ -292,14 +327,17 @@ export class ResponseTracker {
         if (--this.definitionsLeft === 0) this.endsResponse = true;
         return;
       case Phase.Single:
-        if (first === ERR_HEADER) return this.error();
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (first === OK_HEADER && this.queue[this.head] !== COM_STATISTICS) this.lastStatus = this.okStatus(buf, off, avail);
         else if (first === EOF_HEADER && this.packetLength < EOF_MAX_PAYLOAD) this.lastStatus = this.eofStatus(buf, off, avail);
         this.endsResponse = true;
         return;
       case Phase.Infile:
-        if (first === ERR_HEADER) return this.error();
-        if (first === OK_HEADER) return this.resultEnd(this.okStatus(buf, off, avail));
+        if (first === ERR_HEADER) return this.error(buf, off, avail);
+        if (first === OK_HEADER) {
+          this.affected += this.lenenc(buf, off + 1, off + avail);
+          return this.resultEnd(this.okStatus(buf, off, avail));
+        }
         return;
     }
   }
@@ -313,7 +351,9 @@ export class ResponseTracker {
     this.endsResponse = true;
   }
 
-  private error(): void {
+  private error(buf?: Buffer, off = 0, avail = 0): void {
+    // ERR: 0xFF, error code u16.
+    this.errorCode = buf !== undefined && avail >= 3 ? buf[off + 1]! | (buf[off + 2]! << 8) : 0;
     this.lastWasError = true;
     this.endsResponse = true;
   }

@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { trafficRoutes } from './routes/traffic.js';
 
 export const API_VERSION = '1.0.0';
 
@@ -65,6 +66,7 @@ export async function createAdminApp(ctx: PluginContext<AdminApiConfig>, state: 
   sessionRoutes(deps);
   pluginRoutes(deps);
   consoleRoutes(deps);
+  trafficRoutes(deps);
   app.get('/api/openapi.json', {
     schema: { tags: ['meta'], summary: 'This API as an OpenAPI 3.1 document' },
   }, async () => openApiDocument(routes, API_VERSION));

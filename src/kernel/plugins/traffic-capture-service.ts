@@ -1,0 +1,45 @@
+/**
+ * The traffic-capture plugin's service (`ctx.services.get('trafficCapture')`), what the admin API's
+ * /api/traffic endpoints drive. Part of the public API so its consumers need not import the plugin.
+ */
+export interface TrafficCaptureRequest {
+  /** Directory the files go to (created; must not hold a capture already). */
+  output: string;
+  /** Seconds until the capture stops by itself. */
+  durationSeconds: number;
+  compress?: 'gzip' | 'none';
+  /** A file holding the AES-256 key (32 bytes or 64 hex characters): the files are encrypted. */
+  encryptionKeyFile?: string;
+}
+
+export interface TrafficCaptureJob {
+  readonly id: string;
+  readonly status: 'running' | 'done' | 'canceled' | 'failed';
+  readonly output: string;
+  /** ISO 8601. */
+  readonly startedAt: string;
+  readonly endedAt: string | null;
+  readonly durationSeconds: number;
+  readonly elapsedSeconds: number;
+  /** Elapsed over duration, 0..1. */
+  readonly progress: number;
+  readonly commands: number;
+  /** Commands dropped because the writer fell behind. */
+  readonly dropped: number;
+  /** Commands whose payload was recorded only in part. */
+  readonly truncated: number;
+  readonly sessions: number;
+  readonly files: readonly string[];
+  readonly compress: 'gzip' | 'none';
+  readonly encrypted: boolean;
+  readonly error: string | null;
+}
+
+export interface TrafficCaptureService {
+  /** Starts a capture; throws (with a reason for the operator) when one runs or the request is invalid. */
+  start(request: TrafficCaptureRequest): TrafficCaptureJob;
+  /** Cancels the running capture (its files so far are kept and readable); null when none runs. */
+  cancel(): Promise<TrafficCaptureJob | null>;
+  /** The running capture first, then earlier ones (most recent first). */
+  jobs(): readonly TrafficCaptureJob[];
+}

@@ -1,0 +1,76 @@
+import type { ObservedCommand, ObservedResult, SessionInfo } from '../hooks/hook-types.js';
+import type { Generation } from '../plugins/generation.js';
+import type { ResponseTracker } from '../protocol/response-tracker.js';
+import type { BackendConnection } from './backend-connection.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * A session's side of traffic observation (hooks.observeCommand / observeResult, used by capture): numbers
+ * responses so commands and results pair up, and refills one context object per kind so observing
+ * allocates nothing per command. The pump calls it only while `observing()` is true.
+ */
+export class ObservedTraffic {
+  /** Responses expected and responses ended so far. */
+  private expected = 0;
+  private ended = 0;
+  private startedAt = 0;
+  private command: Mutable<ObservedCommand> | null = null;
+  private result: Mutable<ObservedResult> | null = null;
+
+  constructor(private readonly session: SessionInfo & { readonly generation: Generation }) {}
+
+  /** Observation is on and somebody listens (one property read when off). */
+  observing(): boolean {
+    const g = this.session.generation;
+    return g.observation.active && g.observeTapped;
+  }
+
+  /** Whether a command of `length` payload bytes, of which `inChunk` sit in this chunk, should be captured whole first. */
+  wantsWhole(length: number, inChunk: number): boolean {
+    const o = this.session.generation.observation;
+    return o.active && length > inChunk && length <= o.wholePayloadUpTo && this.session.generation.observeTapped;
+  }
+
+  /** Counts every command that expects a response, observed or not (so numbering survives switching on). */
+  expect(): void {
+    this.expected++;
+  }
+
+  responseEnded(): void {
+    this.ended++;
+  }
+
+  /** The backend connection was replaced: responses lost with the old one are never observed. */
+  restart(): void {
+    this.ended = this.expected;
+  }
+
+  sent(commandByte: number, buf: Buffer, off: number, length: number, expectsResponse: boolean): void {
+    const ctx = (this.command ??= { session: this.session, command: 0, buf, offset: 0, available: 0, length: 0, response: 0 });
+    ctx.command = commandByte;
+    ctx.buf = buf;
+    ctx.offset = off;
+    ctx.available = Math.min(length, buf.length - off);
+    ctx.length = length;
+    ctx.response = expectsResponse ? this.expected : 0;
+    this.startedAt = performance.now();
+    this.session.generation.hooks.observeCommand.call(ctx);
+  }
+
+  resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection): void {
+    const ctx = (this.result ??= {
+      session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, durationMs: 0, backend: conn.backend,
+    });
+    ctx.command = commandByte;
+    ctx.response = this.ended;
+    ctx.isError = isError;
+    ctx.errorCode = tracker.completedErrorCode;
+    ctx.status = status;
+    ctx.affectedRows = tracker.completedAffectedRows;
+    ctx.rows = tracker.completedRows;
+    ctx.durationMs = performance.now() - this.startedAt;
+    ctx.backend = conn.backend;
+    this.session.generation.hooks.observeResult.call(ctx);
+  }
+}
