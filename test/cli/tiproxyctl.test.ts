@@ -10,6 +10,7 @@ import type { Connection } from 'mysql2/promise';
 import { startEtcd, type EtcdInstance } from '../../local-cluster/etcd.js';
 import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { repoRoot } from '../../local-cluster/paths.js';
+import { freePort } from '../../local-cluster/ports.js';
 import { ClientPool, portOf, waitFor } from '../harness/clients.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
 
@@ -183,9 +184,11 @@ describe('tiproxyctl against a fleet of two proxies on one etcd', () => {
     const unknown = await ctl('backends', 'drain', '127.0.0.1:1', '--pd-addrs', etcd.endpoint);
     assert.equal(unknown.code, 3, unknown.stderr);
     assert.match(unknown.stderr, /no addressed proxy knows backend 127\.0\.0\.1:1/);
-    const unreachable = await ctl('backends', '--api', '127.0.0.1:1');
+    const closed = await freePort();
+    const unreachable = await ctl('backends', '--api', `127.0.0.1:${closed}`);
     assert.equal(unreachable.code, 2);
-    assert.match(unreachable.stderr, /cannot reach its API at http:\/\/127\.0\.0\.1:1/);
+    assert.match(unreachable.stderr, new RegExp(`cannot reach its API at http://127\\.0\\.0\\.1:${closed}: ECONNREFUSED`));
+    assert.equal(unreachable.stdout, '', 'no empty table when no proxy answered');
     const usage = await ctl('sessions', 'kill', 'abc');
     assert.equal(usage.code, 1);
   });

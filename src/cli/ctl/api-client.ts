@@ -34,7 +34,10 @@ export class ApiClient {
       response = await fetch(`${this.target.base}${path}`, { method, headers, body: opts.body ?? null, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = (err as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s` : cause?.code ?? cause?.message ?? (err as Error).message;
+      const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      // fetch refuses ports browsers block (6000, 6665-6669, …) without trying.
+      const why = (err as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s`
+        : detail === 'bad port' ? 'Node\'s fetch refuses to connect to this port (a port browsers block): serve the API on another one' : detail;
       throw new CtlError(`proxy ${this.target.name}: cannot reach its API at ${this.target.base}: ${why}`, EXIT.unreachable);
     }
     const text = await response.text();

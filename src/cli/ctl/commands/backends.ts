@@ -19,7 +19,7 @@ export async function listBackends(targets: Targets): Promise<ExitCode> {
     String(b.qps),
     b.p99_ms === null ? '-' : String(b.p99_ms),
     labelText(b.labels),
-  ]);
+  ], outcomes.some((o) => o.ok));
   return reportFailures(outcomes);
 }
 

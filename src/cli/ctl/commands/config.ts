@@ -28,6 +28,6 @@ export async function setConfig(targets: Targets, file: string): Promise<ExitCod
   }
   const contentType = extname(file).toLowerCase() === '.json' ? 'application/json' : 'application/yaml';
   const outcomes = await onEveryProxy(targets.clients, (c) => c.json<{ generation: number; config_checksum: number }>('PUT', '/api/admin/config', { body, contentType }));
-  printRows(targets.json, answered(outcomes).map(({ proxy, value }) => ({ proxy, row: value })), ['GENERATION', 'CONFIG_CHECKSUM'], (r) => [String(r.generation), String(r.config_checksum)]);
+  printRows(targets.json, answered(outcomes).map(({ proxy, value }) => ({ proxy, row: value })), ['GENERATION', 'CONFIG_CHECKSUM'], (r) => [String(r.generation), String(r.config_checksum)], outcomes.some((o) => o.ok));
   return reportFailures(outcomes);
 }

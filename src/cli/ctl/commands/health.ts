@@ -16,6 +16,6 @@ export async function health(targets: Targets, change: { unhealthy: string } | '
     return (await c.request('PUT', '/api/debug/health', { ...opts, body: JSON.stringify({ healthy: false, reason: change.unhealthy }) })).body as HealthAnswer;
   });
   const rows = answered(outcomes).map(({ proxy, value }) => ({ proxy, row: { healthy: value.unhealthy_reason === undefined, ...value } }));
-  printRows(targets.json, rows, ['HEALTH', 'CONFIG_CHECKSUM'], (h) => [h.healthy ? 'healthy' : `unhealthy: ${h.unhealthy_reason}`, String(h.config_checksum)]);
+  printRows(targets.json, rows, ['HEALTH', 'CONFIG_CHECKSUM'], (h) => [h.healthy ? 'healthy' : `unhealthy: ${h.unhealthy_reason}`, String(h.config_checksum)], outcomes.some((o) => o.ok));
   return reportFailures(outcomes);
 }

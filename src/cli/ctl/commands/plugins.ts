@@ -24,6 +24,6 @@ export async function listPlugins(targets: Targets): Promise<ExitCode> {
 /** `tiproxyctl plugins reload`: recompile plugin-dir and rebuild the generation on every proxy. */
 export async function reloadPlugins(targets: Targets): Promise<ExitCode> {
   const outcomes = await onEveryProxy(targets.clients, (c) => c.json<{ generation: { id: number } }>('POST', '/api/plugins/reload'));
-  printRows(targets.json, answered(outcomes).map(({ proxy, value }) => ({ proxy, row: value })), ['GENERATION'], (r) => [String(r.generation.id)]);
+  printRows(targets.json, answered(outcomes).map(({ proxy, value }) => ({ proxy, row: value })), ['GENERATION'], (r) => [String(r.generation.id)], outcomes.some((o) => o.ok));
   return reportFailures(outcomes);
 }

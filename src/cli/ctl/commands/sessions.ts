@@ -21,7 +21,7 @@ export async function listSessions(targets: Targets, filter: SessionFilter): Pro
   printRows(targets.json, rows, ['ID', 'USER', 'CLIENT', 'DB', 'BACKEND', 'AGE_S', 'TXN', 'MIGRATABLE'], (s) => [
     String(s.id), s.user, s.client, s.database || '-', s.backend ?? '-', String(s.age_seconds), s.in_transaction ? 'yes' : 'no',
     s.migration ? `migration ${s.migration}` : s.migratable ? 'yes' : `no: ${s.not_migratable_reason ?? 'not on a backend'}`,
-  ]);
+  ], outcomes.some((o) => o.ok));
   return reportFailures(outcomes);
 }
 
