@@ -111,12 +111,18 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
       this.clientQueue.push(bytes);
       return;
     }
-    // One chunk can become several writes (ranges around an intercepted command): one syscall for all.
-    const socket = this.owner.link.conn?.socket;
-    socket?.cork();
+    // A chunk can become several writes (ranges around an intercepted command): forward() corks from
+    // the second on. The usual single write is not corked (that costs a queue entry per packet).
+    this.forwardsInFeed = 0;
     this.reader.feed(bytes);
-    socket?.uncork();
+    this.corked?.uncork();
+    this.corked = null;
+    this.forwardsInFeed = -1;
   };
+
+  /** Writes forwarded during the current onClientBytes (-1: outside one), and the socket corked meanwhile. */
+  private forwardsInFeed = -1;
+  private corked: Writable | null = null;
 
   private readonly onBackendData = (chunk: Buffer): void => {
     if (!this.owner.client.write(chunk)) this.throttle(this.owner.link.conn!.socket, this.owner.client.socket);
@@ -133,6 +139,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   forward(bytes: Buffer): void {
     const conn = this.owner.link.conn;
     if (!conn) return;
+    if (this.forwardsInFeed >= 0 && ++this.forwardsInFeed === 2) (this.corked = conn.socket).cork();
     if (!conn.socket.write(bytes)) this.throttle(this.owner.client.socket, conn.socket);
   }
 
