@@ -16,6 +16,7 @@ export type {
   GenerationSummary, HttpHandler, PluginCompileFailure, ProxyControl, ProxyPhase, SessionControlFacts,
 } from './kernel/plugins/proxy-control.js';
 export { ConfigError } from './kernel/config/config-error.js';
+export { readPrivateFile } from './kernel/config/private-file.js';
 export { HOOK_FAILURE_POLICY } from './kernel/hooks/hook-set.js';
 export type * from './kernel/hooks/hook-types.js';
 export type { BackendAnnouncement } from './kernel/backend/backend-registry.js';

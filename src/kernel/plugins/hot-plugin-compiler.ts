@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { build, type Message, type Plugin as EsbuildPlugin } from 'esbuild';
 import * as pluginApi from '../../plugin.js';
 import type { TiproxyPlugin } from './plugin-definition.js';
+import { assertNotWorldWritable } from '../config/private-file.js';
 
 /** Where the running proxy publishes its plugin API for hot-loaded bundles. */
 const API_KEY = Symbol.for('tiproxy.plugin-api');
@@ -27,14 +28,19 @@ export class PluginCompileError extends Error {
 
 const SOURCE_FILE = /\.(ts|mts|js|mjs)$/;
 
-/** Lists the plugins in `dir` (ignoring dotfiles, tests and type declarations). */
+/**
+ * Lists the plugins in `dir` (ignoring dotfiles, tests and type declarations). Throws if the directory or a
+ * plugin in it is writable by every user: code from there would run inside the proxy.
+ */
 export function listPluginSources(dir: string): PluginSource[] {
   if (!existsSync(dir)) return [];
+  assertNotWorldWritable(dir, 'plugin-dir');
   const out: PluginSource[] = [];
   for (const name of readdirSync(dir).sort()) {
     if (name.startsWith('.') || name.endsWith('.d.ts') || /\.test\.[mc]?[jt]s$/.test(name)) continue;
     const full = join(dir, name);
     const st = statSync(full);
+    if (st.isFile() || st.isDirectory()) assertNotWorldWritable(full, 'plugin-dir');
     if (st.isFile() && SOURCE_FILE.test(name)) out.push({ id: name, entry: full });
     else if (st.isDirectory() && existsSync(join(full, 'package.json'))) {
       const manifest = JSON.parse(readFileSync(join(full, 'package.json'), 'utf8')) as { main?: string; tiproxy?: { entry?: string } };

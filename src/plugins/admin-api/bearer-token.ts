@@ -1,17 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { FrozenConfig } from '../../plugin.js';
+import { readPrivateFile, type FrozenConfig } from '../../plugin.js';
 
-/** api.token, else the content of api.token-file; "" when neither is set. Throws when the file cannot be read. */
+/** api.token, else the content of api.token-file; "" when neither is set. Throws when the file cannot be read or is not private. */
 export function configuredToken(config: FrozenConfig): string {
   if (config.api.token) return config.api.token;
   const file = config.api['token-file'];
   if (!file) return '';
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new Error(`api.token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  return readPrivateFile(file, 'api.token-file').trim();
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped): only local processes reach the API. 0.0.0.0 and :: listen everywhere. */

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { definePlugin, protocol, type AuthExchange } from '../../plugin.js';
+import { definePlugin, protocol, readPrivateFile, type AuthExchange } from '../../plugin.js';
 import schema from '../../../schemas/plugins/credentials-native.schema.json' with { type: 'json' };
 
 export interface NativeCredentialsConfig {
@@ -34,12 +33,14 @@ export function recoverStage1(exchange: Pick<AuthExchange, 'salt' | 'reply'>, st
 
 function readUsersFile(path: string): Map<string, Buffer[]> {
   const out = new Map<string, Buffer[]>();
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+  const lines = readPrivateFile(path, 'users-file').split('\n');
+  for (const [index, raw] of lines.entries()) {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) continue;
     const at = line.lastIndexOf(':');
     const hash = parseStoredHash(line.slice(at + 1).trim());
-    if (at <= 0 || !hash) throw new Error(`${path}: "${line}" is not user:*HASH`);
+    // The line itself is not echoed: what stands after the colon may be a hash or, by mistake, a password.
+    if (at <= 0 || !hash) throw new Error(`users-file: ${path} line ${index + 1} is not user:*HASH (* and 40 hex digits, as in mysql.user)`);
     const user = line.slice(0, at).trim();
     out.set(user, [...(out.get(user) ?? []), hash]);
   }

@@ -220,7 +220,7 @@ describe('health', () => {
   it('with the migration plugins, drained sessions really move away, and come back half when undrained', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tiproxy-health-'));
     const stage2 = createHash('sha1').update(createHash('sha1').update(NATIVE_PASSWORD).digest()).digest('hex').toUpperCase();
-    writeFileSync(join(dir, 'users'), `${NATIVE_USER}:*${stage2}\n`);
+    writeFileSync(join(dir, 'users'), `${NATIVE_USER}:*${stage2}\n`, { mode: 0o600 }); // a users file must be private
     const proxy = await startProxy({
       backends: [addr(db0), addr(db1)],
       config: {
