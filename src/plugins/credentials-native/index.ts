@@ -70,7 +70,7 @@ export default definePlugin<NativeCredentialsConfig>({
       }
     }
 
-    hooks.backendCredentials.tapPromise('credentials-native', async ({ session, authExchange }) => {
+    hooks.backendCredentials.tapPromise('credentials-native', async ({ session, authExchange, backend, source }) => {
       if (!authExchange || authExchange.plugin !== protocol.MYSQL_NATIVE_PASSWORD) return undefined;
       const candidates = [...(fromFile.get(session.user) ?? [])];
       const cached = cache.get(session.user);
@@ -79,16 +79,21 @@ export default definePlugin<NativeCredentialsConfig>({
         const stage1 = recoverStage1(authExchange, stored);
         if (stage1) return { kind: 'native-hash', user: session.user, stage1 };
       }
-      // Not known, or the password changed since it was cached: ask the backend the session is on.
-      const addr = session.backend?.addr ?? backends.list()[0]?.addr;
-      if (!account || !addr) return undefined;
-      try {
-        for (const stored of await fetchHashes(session.user, addr)) {
-          const stage1 = recoverStage1(authExchange, stored);
-          if (stage1) return { kind: 'native-hash', user: session.user, stage1 };
+      // Not known, or the password changed since it was cached: ask the backend the session is on — or,
+      // when that one is gone (a failover: no source), the one it is moving to.
+      if (!account) return undefined;
+      const addrs = [...new Set([source ? session.backend?.addr : undefined, backend.addr, backends.list()[0]?.addr])]
+        .filter((a): a is string => Boolean(a));
+      for (const addr of addrs) {
+        try {
+          for (const stored of await fetchHashes(session.user, addr)) {
+            const stage1 = recoverStage1(authExchange, stored);
+            if (stage1) return { kind: 'native-hash', user: session.user, stage1 };
+          }
+          return undefined;
+        } catch (err) {
+          logger.warn({ user: session.user, backend: addr, err: (err as Error).message }, 'cannot read password hashes with the service account');
         }
-      } catch (err) {
-        logger.warn({ user: session.user, backend: addr, err: (err as Error).message }, 'cannot read password hashes with the service account');
       }
       return undefined;
     });
