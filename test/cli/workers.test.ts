@@ -9,7 +9,7 @@
 // socket, before that the primary holds the cluster's shared handle; /proc tells which (listening-sockets.ts).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -143,6 +143,8 @@ describe('tiproxy with proxy.workers: 2', { timeout: 600_000 }, () => {
     assert.notEqual(pids.get(1), pids.get(2));
     assert.ok(!pids.has(0) && ![...pids.values()].includes(p.child.pid!), 'the primary serves nothing itself');
 
+    // The proxy runs on the Node running this file (the test command's Node 24 pass tests Node 24's proxy).
+    for (const pid of [p.child.pid!, pids.get(1)!, pids.get(2)!]) assert.equal(realpathSync(`/proc/${pid}/exe`), realpathSync(process.execPath), `pid ${pid}`);
     const starting = jsonLines(p.output()).find((l) => l.msg === 'starting 2 workers');
     assert.equal(starting?.['listen'], reusePort ? 'reuseport' : 'cluster', JSON.stringify(starting));
     const sockets = portListeners(p.port, [p.child.pid!, pids.get(1)!, pids.get(2)!]);
