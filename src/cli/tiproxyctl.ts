@@ -3,6 +3,7 @@ import { createLogger } from '../kernel/logger.js';
 import { DEFAULT_TOPOLOGY_PREFIX } from '../plugins/discovery-etcd/topology.js';
 import { Registrar } from '../registrar/registrar.js';
 import { versionLine } from './arguments.js';
+import { addTrafficCommands } from './traffic/traffic-commands.js';
 import { listBackends, setDraining, type DrainFlags } from './ctl/commands/backends.js';
 import { getConfig, setConfig } from './ctl/commands/config.js';
 import { health } from './ctl/commands/health.js';
@@ -176,6 +177,7 @@ function createProgram(): Command {
     .action(steer((t) => listPlugins(t)));
   plugins.command('reload').description('Recompile plugin-dir and rebuild the plugin generation (the running one stays on any error).')
     .action(steer((t) => reloadPlugins(t)));
+  addTrafficCommands(program, steer);
   return program;
 }
 

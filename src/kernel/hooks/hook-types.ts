@@ -239,6 +239,8 @@ export interface ObservedResult {
   readonly affectedRows: number;
   /** Result-set rows sent, summed over the result sets of the response. */
   readonly rows: number;
+  /** For a COM_STMT_PREPARE answered OK: the statement id the client got (what its executes will name); else 0. */
+  readonly statementId: number;
   /** Time from forwarding the command to the end of its response, in milliseconds (fractional). */
   readonly durationMs: number;
   readonly backend: BackendInfo;

@@ -75,6 +75,8 @@ export class ResponseTracker {
   completedErrorCode = 0;
   completedAffectedRows = 0;
   completedRows = 0;
+  /** The statement id a COM_STMT_PREPARE response carried (valid in onResponseComplete after one). */
+  preparedId = 0;
 
   // Ring of outstanding commands.
   private queue = new Uint8Array(INITIAL_PIPELINED);
@@ -314,6 +316,7 @@ export class ResponseTracker {
         if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (avail < 9) return this.error(); // malformed: treat as the end so the client sees it
         const id = buf.readUInt32LE(off + 1);
+        this.preparedId = id;
         const columns = buf[off + 5]! | (buf[off + 6]! << 8);
         const params = buf[off + 7]! | (buf[off + 8]! << 8);
         this.listener.onStatementPrepared(id, params, columns);

@@ -1,3 +1,4 @@
+import { COM_STMT_PREPARE } from '../protocol/constants.js';
 import type { ObservedCommand, ObservedResult, SessionInfo } from '../hooks/hook-types.js';
 import type { Generation } from '../plugins/generation.js';
 import type { ResponseTracker } from '../protocol/response-tracker.js';
@@ -60,7 +61,7 @@ export class ObservedTraffic {
 
   resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection): void {
     const ctx = (this.result ??= {
-      session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, durationMs: 0, backend: conn.backend,
+      session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, statementId: 0, durationMs: 0, backend: conn.backend,
     });
     ctx.command = commandByte;
     ctx.response = this.ended;
@@ -69,6 +70,7 @@ export class ObservedTraffic {
     ctx.status = status;
     ctx.affectedRows = tracker.completedAffectedRows;
     ctx.rows = tracker.completedRows;
+    ctx.statementId = commandByte === COM_STMT_PREPARE && !isError ? tracker.preparedId : 0;
     ctx.durationMs = performance.now() - this.startedAt;
     ctx.backend = conn.backend;
     this.session.generation.hooks.observeResult.call(ctx);

@@ -123,6 +123,7 @@ export class CaptureJob {
       s.waiting.shift();
       if (record.n === r.response) {
         record.r = { err: r.isError ? r.errorCode || -1 : 0, aff: r.affectedRows, rows: r.rows, ms: Math.round(r.durationMs * 1000) / 1000 };
+        if (r.statementId !== 0) record.r.stmt = r.statementId;
         this.emit(record);
         return;
       }

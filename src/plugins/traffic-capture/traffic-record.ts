@@ -38,6 +38,8 @@ export interface ResultRecord {
   rows: number;
   /** Duration in milliseconds. */
   ms: number;
+  /** For COM_STMT_PREPARE: the statement id the client got (its executes name it). */
+  stmt?: number;
 }
 
 export interface CommandRecord {
