@@ -13,8 +13,8 @@
 // variables (sql_mode, time_zone, SET NAMES), two user variables, three prepared statements; the table
 // then shows CPU per migration (proxy process, old and new MariaDB, from /proc/<pid>/stat, divided by the
 // migrations). `--sysbench-threads 0` runs no sysbench, so the proxy's CPU is the migrations' alone.
-// The evacuation pace is the balance plugin's `rebalance.evacuate-seconds` (default 5: a drained
-// backend's sessions are asked to move at count / 5 per second); `--evacuate-seconds` overrides it.
+// The evacuation pace is the balance plugin's `rebalance.evacuate-seconds` (default 1: a drained
+// backend's sessions are asked to move at count / 1 per second, the kernel pacing them); `--evacuate-seconds` overrides it.
 // Prints a markdown table and writes JSON to bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import inspector from 'node:inspector/promises';
@@ -196,7 +196,7 @@ try {
   const moved = outcomes.filter((o) => o.at >= drainAt && o.from === A);
   const ok = moved.filter((o) => o.result === 'succeeded').map((o) => o.durationMs).sort((a, b) => a - b);
   const notOk = moved.filter((o) => o.result !== 'succeeded');
-  const settings = `evacuate-seconds=${evacuateSeconds ?? '5 (default)'}, state=${STATE}, sysbench threads=${SB_THREADS}`;
+  const settings = `evacuate-seconds=${evacuateSeconds ?? '1 (default)'}, state=${STATE}, sysbench threads=${SB_THREADS}`;
   const perMigrationMs = (k: string) => (moved.length ? ((cpuDuring[k]! * 1000) / moved.length).toFixed(2) : 'n/a');
 
   const rows: Array<[string, string]> = [

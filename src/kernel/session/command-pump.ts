@@ -1,6 +1,6 @@
 import type { Duplex, Writable } from 'node:stream';
 import { BackendError } from '../errors.js';
-import type { AuthExchange, CommandContext, CommandReply, ResultContext } from '../hooks/hook-types.js';
+import type { AuthExchange, ResultContext } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import {
@@ -10,12 +10,13 @@ import {
 } from '../protocol/constants.js';
 import { CommandReader, FORWARD, INTERCEPT, PASS_THROUGH, type CommandAction, type CommandOwner } from '../protocol/command-reader.js';
 import { framePackets } from '../protocol/payload-writer.js';
-import { buildErrPayload, buildOkPayload } from '../protocol/response-packets.js';
+import { buildErrPayload } from '../protocol/response-packets.js';
 import { ResponseTracker, type ResponseListener } from '../protocol/response-tracker.js';
 import type { BackendConnection } from './backend-connection.js';
 import type { BackendLink, BackendTraffic } from './backend-link.js';
 import type { ClientConnection } from './client-connection.js';
 import { CommandBookkeeping } from './command-bookkeeping.js';
+import { runCommandTaps } from './command-taps.js';
 import { ObservedTraffic } from './observed-traffic.js';
 import type { HostedSession, SessionHost } from './session-host.js';
 import type { SessionState, Unsafe } from './session-state.js';
@@ -256,14 +257,9 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   }
 
   onInterceptedCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
-    const command = payload[0]!;
-    if (this.owner.generation.commandTapped[command]) {
-      const reply = this.runCommandHook(command, payload);
-      if (reply && 'hold' in reply) {
-        void this.awaitHold(reply.hold, payload, seq);
-        return false;
-      }
-      if (reply) return this.answer(reply, seq);
+    if (this.owner.generation.commandTapped[payload[0]!]) {
+      const verdict = runCommandTaps(this.owner, this, payload, seq);
+      if (verdict !== undefined) return verdict;
     }
     return this.handleCommand(payload, seq);
   }
@@ -272,37 +268,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     // The server's OK/ERR for the upload ends the COM_QUERY; nothing else to do here.
   }
 
-  /** Sends a plugin's ERR/OK answer instead of forwarding the command. */
-  private answer(reply: Exclude<CommandReply, { hold: unknown }>, seq: number): true {
-    if ('error' in reply) this.replyError(seq, reply.error.code, reply.error.message, reply.error.sqlState);
-    else this.owner.client.writePacket(buildOkPayload(this.owner.state.status, { affectedRows: reply.ok.affectedRows ?? 0, info: reply.ok.info ?? '' }), seq + 1);
-    return true;
-  }
-
-  /** A plugin held the command (queueing): reading from the client waits until it decides. */
-  private async awaitHold(hold: Promise<CommandReply | undefined>, payload: Buffer, seq: number): Promise<void> {
-    // The payload may be a view into a socket chunk; keep our own copy while we wait.
-    const own = Buffer.from(payload);
-    let reply: CommandReply | undefined;
-    try {
-      reply = await hold;
-    } catch (err) {
-      this.owner.logger.warn({ err: (err as Error).message }, 'a plugin hold failed; the command goes through');
-    }
-    if (this.owner.isClosed) return;
-    if (reply && 'hold' in reply) reply = undefined;
-    if (reply) this.answer(reply, seq);
-    else {
-      // No reader to pass bytes on for us after a hold: send the (possibly id-translated) copy ourselves.
-      const verdict = this.handleCommand(own, seq);
-      if (verdict === PASS_THROUGH) this.forward(framePackets(own, seq).packet);
-      else if (!verdict) return;
-    }
-    this.reader.resume();
-  }
-
   /** The kernel's own handling of an intercepted command; false when it continues asynchronously. */
-  private handleCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
+  handleCommand(payload: Buffer, seq: number): boolean | typeof PASS_THROUGH {
     const handled = this.owner.interceptor.handle(payload, seq);
     if (handled !== undefined) return handled;
     switch (payload[0]) {
@@ -321,18 +288,6 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     // Unchanged: bookkeeping (and statement-id translation, in place), then the original bytes go on.
     this.noteForwarded(payload);
     return PASS_THROUGH;
-  }
-
-  private runCommandHook(command: number, payload: Buffer): CommandReply | undefined {
-    let sql: string | undefined;
-    const ctx: CommandContext = {
-      session: this.owner, command, payload,
-      get sql() {
-        sql ??= command === COM_QUERY || command === COM_STMT_PREPARE ? payload.toString('utf8', 1) : '';
-        return sql;
-      },
-    };
-    return this.owner.generation.hooks.onCommand.get(command)?.call(ctx);
   }
 
   /** Sends a whole command the proxy built or rewrote, with its bookkeeping. */
