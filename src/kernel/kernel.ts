@@ -325,6 +325,7 @@ export class Kernel implements SessionHost {
       pending: () => [...this.migrations.requests.values()],
       cancel: (sessionId) => this.cancelMigration(sessionId),
       unmovableReason: (sessionId) => this.unmovableReason(sessionId),
+      dropped: () => this.migrations.dropped,
     };
   }
 

@@ -56,6 +56,11 @@ export interface MigrationDirectory {
   cancel(sessionId: number): boolean;
   /** Why the session cannot be moved at all until something changes (a veto with retry: false), or null. */
   unmovableReason(sessionId: number): string | null;
+  /**
+   * Requests that ended without a move, by why: refused when made ("target-is-source",
+   * "target-unavailable") or dropped after failing ("no-other-backend", "failed"). Counts since start.
+   */
+  dropped(): ReadonlyMap<string, number>;
 }
 
 /** Calls, failures and time of one plugin's taps on one hook, over every generation since start. */

@@ -143,6 +143,12 @@ export class ProxyMetrics {
       values: traffic('sent'),
     });
     registerSnapshotMetric(reg, {
+      name: 'tiproxy_balance_migrate_dropped_total',
+      help: 'Migration requests that ended without a move, by why: refused when made (target-is-source, target-unavailable) or dropped after failing (no-other-backend, failed).',
+      type: 'counter', aggregator: 'sum',
+      values: () => [...(src()?.migrations.dropped() ?? new Map<string, number>())].map(([reason, value]) => ({ labels: { reason }, value })),
+    });
+    registerSnapshotMetric(reg, {
       name: 'tiproxy_balance_migrate_pending', help: 'Migration requests not carried out yet.', type: 'gauge', aggregator: 'sum',
       values: () => [{ labels: {}, value: src()?.migrations.pending().length ?? 0 }],
     });

@@ -215,7 +215,7 @@ describe('plugin config validation across generations', () => {
       logger: pino({ level: 'silent' }),
       backendsFor: () => ({ list: () => [], get: () => undefined, replace() {}, announce() {}, withdraw() {}, setHealth() {}, setDraining() {}, traffic: () => undefined }),
       sessions: { list: () => [], get: () => undefined, count: () => 0 },
-      migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null },
+      migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
       openBackendSql: () => { throw new Error('unused'); },
       errorCounts: new Map(),
     };

@@ -17,7 +17,7 @@ function services(): GenerationServices {
     logger: pino({ level: 'silent' }),
     backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
     sessions: { list: () => [], get: () => undefined, count: () => 0 },
-    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null },
+    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
     openBackendSql: none,
     errorCounts: new Map(),
   };

@@ -43,6 +43,7 @@ function world(spec: Record<string, { sessions: number; patch?: Partial<BackendI
     pending: () => [...requests.values()],
     cancel: (sessionId) => requests.delete(sessionId),
     unmovableReason: () => null,
+    dropped: () => new Map(),
   };
   const logs: unknown[] = [];
   const logger = { info: (...a: unknown[]) => logs.push(a), debug: () => {}, warn: () => {}, error: () => {} } as never;
