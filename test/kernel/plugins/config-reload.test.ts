@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2/promise';
-import { pino } from 'pino';
 import { ConfigError } from '../../../src/kernel/config/config-error.js';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { FrozenConfig, ProxyConfig } from '../../../src/kernel/config/proxy-config.js';
-import { buildGeneration, type GenerationServices } from '../../../src/kernel/plugins/generation.js';
+import { buildGeneration } from '../../../src/kernel/plugins/generation.js';
+import { offlineGenerationServices } from '../../harness/generation-services.js';
 import { definePlugin, errorReply, protocol, type TiproxyPlugin } from '../../../src/plugin.js';
 import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
@@ -211,14 +211,7 @@ describe('plugin config validation across generations', () => {
       configSchema: { $id: 'urn:tiproxy:schema:plugin:versioned', type: 'object', properties: { limit: { type } } },
       apply() {},
     });
-    const services: GenerationServices = {
-      logger: pino({ level: 'silent' }),
-      backendsFor: () => ({ list: () => [], get: () => undefined, replace() {}, announce() {}, withdraw() {}, setHealth() {}, setDraining() {}, traffic: () => undefined }),
-      sessions: { list: () => [], get: () => undefined, count: () => 0 },
-      migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
-      openBackendSql: () => { throw new Error('unused'); },
-      errorCounts: new Map(),
-    };
+    const services = offlineGenerationServices();
     const config = freezeConfig(buildConfig({ plugins: [{ name: 'versioned', config: { limit: 5 } }] }));
     // Each hot reload compiles a new module: a new plugin object and a new schema object, same $id.
     const g1 = await buildGeneration(1, config, () => version('integer'), services);

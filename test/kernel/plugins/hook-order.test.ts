@@ -2,32 +2,19 @@
 // directly. Which order taps run in — the `plugins:` list, then `stage` — is what plugin authors rely on.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
 import type { BackendInfo, SelectBackendContext, SessionInfo } from '../../../src/kernel/hooks/hook-types.js';
-import { buildGeneration, type Generation, type GenerationServices } from '../../../src/kernel/plugins/generation.js';
+import { buildGeneration, type Generation } from '../../../src/kernel/plugins/generation.js';
+import { offlineGenerationServices } from '../../harness/generation-services.js';
 import { definePlugin, protocol, type TiproxyPlugin } from '../../../src/plugin.js';
 import balance from '../../../src/plugins/balance/index.js';
 
-function services(): GenerationServices {
-  const none = (): never => {
-    throw new Error('not available in this test');
-  };
-  return {
-    logger: pino({ level: 'silent' }),
-    backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
-    sessions: { list: () => [], get: () => undefined, count: () => 0 },
-    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
-    openBackendSql: none,
-    errorCounts: new Map(),
-  };
-}
 
 /** A generation of `plugins` (any order), configured by the `plugins:` list `names` (YAML order). */
 function generation(plugins: TiproxyPlugin<never>[], names: string[]): Promise<Generation> {
   const byName = new Map(plugins.map((p) => [p.name, p]));
   const config = freezeConfig(buildConfig({ plugins: names.map((name) => ({ name })) }));
-  return buildGeneration(1, config, (name) => byName.get(name), services());
+  return buildGeneration(1, config, (name) => byName.get(name), offlineGenerationServices());
 }
 
 /** A plugin that records its name in `seen` from several kinds of hooks, tapped at `stage`. */

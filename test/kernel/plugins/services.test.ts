@@ -2,9 +2,9 @@
 // plugin's scrape to the admin API). Generations built with buildGeneration from small plugins.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import { buildConfig, freezeConfig } from '../../../src/kernel/config/config-loader.js';
-import { buildGeneration, type GenerationServices } from '../../../src/kernel/plugins/generation.js';
+import { buildGeneration } from '../../../src/kernel/plugins/generation.js';
+import { offlineGenerationServices } from '../../harness/generation-services.js';
 import { definePlugin, type TiproxyPlugin } from '../../../src/plugin.js';
 
 declare module '../../../src/plugin.js' {
@@ -13,24 +13,11 @@ declare module '../../../src/plugin.js' {
   }
 }
 
-function services(): GenerationServices {
-  const none = (): never => {
-    throw new Error('not available in this test');
-  };
-  return {
-    logger: pino({ level: 'silent' }),
-    backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
-    sessions: { list: () => [], get: () => undefined, count: () => 0 },
-    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
-    openBackendSql: none,
-    errorCounts: new Map(),
-  };
-}
 
 function build(plugins: TiproxyPlugin<never>[]) {
   const byName = new Map(plugins.map((p) => [p.name, p]));
   const config = freezeConfig(buildConfig({ plugins: plugins.map((p) => ({ name: p.name })) }));
-  return buildGeneration(1, config, (name) => byName.get(name), services());
+  return buildGeneration(1, config, (name) => byName.get(name), offlineGenerationServices());
 }
 
 describe('plugin services', () => {
