@@ -13,14 +13,12 @@
  * spreads connections by address hash, without the primary in the path (see worker.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
-import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import type { FrozenConfig } from '../../kernel/config/proxy-config.js';
 import { parseListenAddr } from '../../kernel/kernel.js';
 import { createLogger } from '../../kernel/logger.js';
 import type { ParsedArguments } from '../arguments.js';
 import { configForReload, watchConfigFile } from '../config-watch.js';
-import { cannotListen } from '../listen-error.js';
 import { ClusterCounts } from './cluster-counts.js';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 import { QuestionRelay } from './worker-questions.js';
@@ -66,8 +64,8 @@ export function runPrimary({ args, config, resolveConfig, configBaseline }: Prim
   const n = config.proxy.workers;
   // Field `worker`: 1..N in worker lines, 0 for the primary.
   const logger: Logger = createLogger(config.log).child({ worker: 0 });
-  const listenAddr = parseListenAddr(config.proxy.addr);
-  const reusePort = listensWithReusePort(listenAddr.port);
+  // A port in use, even by another SO_REUSEPORT listener, already failed tiproxy.ts's plain pre-flight bind.
+  const reusePort = listensWithReusePort(parseListenAddr(config.proxy.addr).port);
   if (!process.env['NODE_CLUSTER_SCHED_POLICY']) cluster.schedulingPolicy = cluster.SCHED_RR;
   const counts = new ClusterCounts();
   const slots: Slot[] = Array.from({ length: n }, (_, i) => ({
@@ -220,27 +218,7 @@ export function runPrimary({ args, config, resolveConfig, configBaseline }: Prim
   });
   if (args.configPath) watchConfigFile(args.configPath, logger, () => reload('config file changed'), configBaseline);
 
-  const startWorkers = (): void => {
-    if (stopping) return;
-    logger.info({ workers: n, listen: reusePort ? 'reuseport' : 'cluster', scheduling: cluster.schedulingPolicy === cluster.SCHED_RR ? 'round-robin' : 'os' },
-      `starting ${n} workers`);
-    for (const slot of slots) fork(slot);
-  };
-  if (!reusePort) return startWorkers();
-  // SO_REUSEPORT would let the workers share the port with any other SO_REUSEPORT listener of this user
-  // (a tiproxy still running there): a plain bind first fails on a port in use, as the cluster's handle does.
-  void probeListen(listenAddr.host, listenAddr.port).then((err) => {
-    if (!err) return startWorkers();
-    process.stderr.write(`tiproxy: ${cannotListen(config.proxy.addr, err)}\n`);
-    process.exit(1);
-  });
-}
-
-/** Binds and closes a plain (not SO_REUSEPORT) listener on host:port: null when the port is free. */
-function probeListen(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err));
-    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(null)));
-  });
+  logger.info({ workers: n, listen: reusePort ? 'reuseport' : 'cluster', scheduling: cluster.schedulingPolicy === cluster.SCHED_RR ? 'round-robin' : 'os' },
+    `starting ${n} workers`);
+  for (const slot of slots) fork(slot);
 }
