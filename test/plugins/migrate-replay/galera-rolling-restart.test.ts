@@ -1,7 +1,7 @@
 // Real components: a 3-node MariaDB 10.11 Galera cluster (local-cluster/galera.ts), etcd 3.4, three
 // `tiproxyctl register` child processes (one per node), the proxy in-process with etcd discovery
 // (proxy.pd-addrs), credentials-native (a users file with sbtest's hash), migrate-replay and health,
-// and sysbench 1.0.20 oltp_read_write with 16 threads for 60 s through the proxy.
+// and sysbench 1.0.20 oltp_read_write with 16 threads for 80 s through the proxy.
 //
 // The acceptance test of a rolling restart (issue 5, test 6a): while sysbench runs, each node in turn
 // goes through the operator's procedure (docs/operations.md, "Rolling restart of a Galera cluster"):
@@ -23,10 +23,12 @@ import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js
 import { startRegistrar, type RegistrarProcess } from '../../../local-cluster/registrar.js';
 import { sysbench, type SysbenchResult } from '../../harness/sysbench.js';
 
-// 16 threads for 60 s, as the issue asks. 4 × 10k rows keep Galera's certification conflicts (two nodes
+// 16 threads. 4 × 10k rows keep Galera's certification conflicts (two nodes
 // writing the same row at once) rare while preparing in a few seconds.
 const THREADS = 16;
-const RUN_SECONDS = 60;
+// 80 s rather than the issue's 60: a node restart takes 5–6 s on a quiet machine but 15 s and more on a busy one,
+// and the third node must rejoin while sysbench still runs.
+const RUN_SECONDS = 80;
 const BASELINE_SECONDS = 15;
 const TABLES = 4;
 const TABLE_SIZE = 10_000;
