@@ -6,7 +6,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
-  CLIENT_CONNECT_WITH_DB, CLIENT_LONG_FLAG, CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
+  CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB, CLIENT_LONG_FLAG, CLIENT_LONG_PASSWORD, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
   CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, CLIENT_TRANSACTIONS, COM_QUERY, COM_QUIT,
 } from '../src/kernel/protocol/constants.js';
 import { framePackets, PayloadWriter } from '../src/kernel/protocol/payload-writer.js';
@@ -20,6 +20,10 @@ export interface LeanOptions {
   database?: string;
   /** Ask for TLS (SSLRequest, then a TLS handshake on the same socket). */
   tls?: boolean;
+  /** Capability flags asked for on top of the usual ones (e.g. CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF), masked by the server's offer. */
+  capabilities?: number;
+  /** Connection attributes sent in the HandshakeResponse (CLIENT_CONNECT_ATTRS). */
+  attributes?: Record<string, string>;
   timeoutMs?: number;
 }
 
@@ -110,7 +114,8 @@ export class LeanConnection {
     const salt = Buffer.concat([salt1, g.subarray(pos, pos + 12)]);
 
     let caps = CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION |
-      CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | (opts.database ? CLIENT_CONNECT_WITH_DB : 0);
+      CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | (opts.database ? CLIENT_CONNECT_WITH_DB : 0) | (opts.capabilities ?? 0) |
+      (opts.attributes ? CLIENT_CONNECT_ATTRS : 0);
     let seq = greeting.seq + 1;
     if (opts.tls) {
       if (!(serverCaps & CLIENT_SSL)) throw new Error('server does not offer TLS');
@@ -122,7 +127,13 @@ export class LeanConnection {
     const w = new PayloadWriter(128).u32(caps).u32(1 << 24).u8(CHARSET_UTF8MB4).zeros(23).nulString(opts.user)
       .lenencBytes(nativePasswordScramble(opts.password, salt));
     if (caps & CLIENT_CONNECT_WITH_DB) w.nulString(opts.database!);
-    this.write(w.nulString('mysql_native_password').payload(), seq);
+    w.nulString('mysql_native_password');
+    if (caps & CLIENT_CONNECT_ATTRS) {
+      const attrs = new PayloadWriter(64);
+      for (const [k, v] of Object.entries(opts.attributes ?? {})) attrs.lenencString(k).lenencString(v);
+      w.lenencBytes(attrs.payload());
+    }
+    this.write(w.payload(), seq);
 
     for (;;) {
       const p = await this.read();
@@ -174,6 +185,14 @@ export class LeanConnection {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** The logged-in socket, no longer read by this client (the fuzzer writes raw bytes on it). */
+  takeSocket(): Socket {
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('close');
+    this.socket.removeAllListeners('error');
+    return this.socket;
   }
 }
 

@@ -5,7 +5,7 @@ import type { AuthExchange, BackendInfo, TrackedSessionState } from '../hooks/ho
 import type { PacketChannel } from '../net/packet-channel.js';
 import type { Generation } from '../plugins/generation.js';
 import {
-  CLIENT_COMPRESS, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET, ER_PROXY_BACKEND_LOST, ER_PROXY_NO_BACKEND,
+  CLIENT_COMPRESS, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, ER_NOT_SUPPORTED_YET, ER_PROXY_BACKEND_HANDSHAKE, ER_PROXY_BACKEND_LOST, ER_PROXY_NO_BACKEND,
   ER_PROXY_SESSION_LOST, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
 import { MalformedPacketError } from '../protocol/payload-reader.js';
@@ -42,6 +42,8 @@ export class Session implements InterceptingSession {
   database = '';
   /** Capabilities the client negotiated with the proxy. */
   capabilities = 0;
+  /** MariaDB extended capabilities the client negotiated with the proxy (0 for a MySQL client). */
+  extendedCapabilities = 0;
   /**
    * The session's child logger, made on first use: most sessions never log at the configured level,
    * and a pino child (its bindings serialised) is a measurable part of a short session's set-up.
@@ -177,9 +179,18 @@ export class Session implements InterceptingSession {
       this.close({ side: 'client', reason: 'auth-failed', detail: `backend ${conn.backend.addr} refused the login` });
       return;
     }
+    let status: number;
+    try {
+      status = parseOkPayload(result.payload, this.capabilities).status;
+    } catch (err) {
+      // Not attached yet: closing the session would leave this connection open.
+      conn.destroy();
+      throw new BackendError(ER_PROXY_BACKEND_HANDSHAKE, `backend ${conn.backend.addr} ended the login with a malformed OK: ${(err as Error).message}`,
+        SQLSTATE_COMMUNICATION, { cause: err });
+    }
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
-    this.state.applyStatus(parseOkPayload(result.payload, this.capabilities).status);
+    this.state.applyStatus(status);
     this.link.capabilities = capabilities;
     this.authExchange = result.exchange ? { ...result.exchange, tls: this.client.tls } : null;
     if (this.capabilities & CLIENT_COMPRESS) this.client.enableCompression();
