@@ -23,7 +23,8 @@ import { BackendTrafficCounter } from './backend/backend-traffic.js';
 import {
   CLIENT_DEPRECATE_EOF, CLIENT_LONG_PASSWORD, CLIENT_MULTI_RESULTS, CLIENT_PLUGIN_AUTH, CLIENT_SECURE_CONNECTION,
   CLIENT_TRANSACTIONS, DEFAULT_CHARSET_ID,
-  CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES, SQLSTATE_COMMUNICATION,
+  CLIENT_PROTOCOL_41, CLIENT_SESSION_TRACK, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, PROXY_SUPPORTED_CAPABILITIES,
+  PROXY_SUPPORTED_EXTENDED_CAPABILITIES, SQLSTATE_COMMUNICATION,
   SQLSTATE_CONNECTION_REFUSED,
 } from './protocol/constants.js';
 import { framePackets } from './protocol/payload-writer.js';
@@ -120,6 +121,8 @@ export class Kernel implements SessionHost {
   private readonly worker: WorkerSlot | undefined;
   private serverVersion = '';
   private serverCapabilities = PROXY_SUPPORTED_CAPABILITIES;
+  /** MariaDB extended capabilities of the backends' greeting the proxy can carry (0 until a MariaDB was seen). */
+  private serverExtendedCapabilities = 0;
   /** TLS for both legs, reloaded when its files change on disk. */
   readonly tls: TlsMaterial;
   private readonly resolvePlugin: PluginResolver;
@@ -413,12 +416,12 @@ export class Kernel implements SessionHost {
    * been seen, one is asked for its greeting first: capabilities change packet formats
    * (CLIENT_SESSION_TRACK; TiDB lacks it), and a client must not negotiate one the backend cannot give.
    */
-  async announcedServer(): Promise<{ version: string; capabilities: number }> {
+  async announcedServer(): Promise<{ version: string; capabilities: number; extendedCapabilities: number }> {
     if (!this.serverVersion) await (this.greetingProbe ??= this.probeGreeting().finally(() => { this.greetingProbe = null; }));
     const configured = this.cfg.proxy['server-version'];
     // Still unknown (no backend answered): leave out the capability that changes OK packets.
     const capabilities = this.serverVersion ? this.serverCapabilities : this.serverCapabilities & ~CLIENT_SESSION_TRACK;
-    return { version: configured || this.serverVersion || FALLBACK_SERVER_VERSION, capabilities };
+    return { version: configured || this.serverVersion || FALLBACK_SERVER_VERSION, capabilities, extendedCapabilities: this.serverExtendedCapabilities };
   }
 
   private async probeGreeting(): Promise<void> {
@@ -432,7 +435,7 @@ export class Kernel implements SessionHost {
           backend, options: { tls: 'off', proxyProtocol: false, connectTimeoutMs: timeoutMs }, tls: {}, capabilities: 0, charset: DEFAULT_CHARSET_ID,
         });
         conn.destroy();
-        this.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities);
+        this.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities, conn.greeting.extendedCapabilities ?? 0);
         return;
       } catch (err) {
         this.logger.debug({ backend: backend.addr, err: (err as Error).message }, 'greeting probe failed');
@@ -440,11 +443,12 @@ export class Kernel implements SessionHost {
     }
   }
 
-  learnBackend(backend: BackendRecord, version: string, capabilities: number): void {
+  learnBackend(backend: BackendRecord, version: string, capabilities: number, extendedCapabilities: number): void {
     backend.serverVersion = version;
     if (!this.serverVersion) this.logger.info({ version }, 'announcing the backends\' server version to clients');
     this.serverVersion = version;
     this.serverCapabilities = (capabilities & PROXY_SUPPORTED_CAPABILITIES) | CLIENT_PROTOCOL_41;
+    this.serverExtendedCapabilities = extendedCapabilities & PROXY_SUPPORTED_EXTENDED_CAPABILITIES;
   }
 
   otherWorkerOf(connectionId: number): number | null {

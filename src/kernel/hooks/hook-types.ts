@@ -88,6 +88,8 @@ export interface ConnectContext {
 export interface GreetingOptions {
   serverVersion: string;
   capabilities: number;
+  /** MariaDB extended capabilities (MARIADB_CLIENT_*) offered when CLIENT_MYSQL (bit 0) is clear; mirrors the backends'. */
+  extendedCapabilities?: number;
   authPlugin: string;
   offerTls: boolean;
 }

@@ -98,7 +98,8 @@ async function moveSession(
       if (abandoned) throw new MigrationAbandoned('abandoned');
       const capabilities = session.link.capabilitiesFor(conn);
       await loginWithCredentials(conn, creds, {
-        capabilities, charset: session.charset, database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
+        capabilities, extendedCapabilities: session.link.extendedCapabilitiesFor(conn), charset: session.charset,
+        database: session.database, timeoutMs: MIGRATION_TIMEOUT_MS,
       });
       const remapped = new Map<number, number>();
       const statements = [...session.state.statements.values()].map((s) => ({ clientId: s.clientId, sql: s.sql, params: s.params }));

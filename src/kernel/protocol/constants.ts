@@ -50,8 +50,14 @@ export const COM_STMT_FETCH = 0x1c;
 export const COM_DAEMON = 0x1d;
 export const COM_BINLOG_DUMP_GTID = 0x1e;
 export const COM_RESET_CONNECTION = 0x1f;
-/** MariaDB bulk execute (only used with MARIADB_CLIENT_STMT_BULK_OPERATIONS, which we never offer). */
+/** MariaDB bulk execute (a client that negotiated MARIADB_CLIENT_STMT_BULK_OPERATIONS): statement id, flags, types, rows. */
 export const COM_STMT_BULK_EXECUTE = 0xfa;
+/** Offset, in a COM_STMT_BULK_EXECUTE payload, of its flags (u16 after the statement id). */
+export const BULK_FLAGS_OFFSET = 5;
+/** COM_STMT_BULK_EXECUTE flag (low byte of the flags): parameter types follow the flags. */
+export const BULK_SEND_TYPES_TO_SERVER = 128;
+/** Offset, in a COM_STMT_BULK_EXECUTE payload, of the parameter types (when BULK_SEND_TYPES_TO_SERVER is set). */
+export const BULK_TYPES_OFFSET = 7;
 
 export const COMMAND_NAMES: Readonly<Record<number, string>> = Object.freeze({
   [COM_SLEEP]: 'COM_SLEEP', [COM_QUIT]: 'COM_QUIT', [COM_INIT_DB]: 'COM_INIT_DB', [COM_QUERY]: 'COM_QUERY',
@@ -111,12 +117,45 @@ export const CLIENT_DEPRECATE_EOF = 0x01000000;
 export const CLIENT_OPTIONAL_RESULTSET_METADATA = 0x02000000;
 export const CLIENT_ZSTD_COMPRESSION_ALGORITHM = 0x04000000;
 export const CLIENT_QUERY_ATTRIBUTES = 0x08000000;
+/** MariaDB's reading of bit 0: a server/client with it clear uses the 4 extended capability bytes. */
+export const CLIENT_MYSQL = CLIENT_LONG_PASSWORD;
 
 /**
- * Capabilities the proxy can carry through its pump. Anything else (MariaDB's extended capabilities,
- * optional result-set metadata, query attributes, zstd) changes packet formats the pump does not parse,
- * so it is never offered. CLIENT_LONG_PASSWORD doubles as MariaDB's CLIENT_MYSQL: setting it tells
- * MariaDB clients not to use the extended-capability bytes.
+ * MariaDB extended capabilities (bits 32.. of MariaDB's 64-bit flags, here as their own u32): in the
+ * last 4 of the greeting's 10 reserved bytes and of the HandshakeResponse's 23, when CLIENT_MYSQL is clear.
+ */
+export const MARIADB_CLIENT_PROGRESS = 0x01;
+export const MARIADB_CLIENT_COM_MULTI = 0x02;
+export const MARIADB_CLIENT_STMT_BULK_OPERATIONS = 0x04;
+export const MARIADB_CLIENT_EXTENDED_METADATA = 0x08;
+export const MARIADB_CLIENT_CACHE_METADATA = 0x10;
+export const MARIADB_CLIENT_BULK_UNIT_RESULTS = 0x20;
+/** Offset of the extended capabilities in the greeting's 10 reserved bytes, and in the response's 23. */
+export const GREETING_EXTENDED_CAPABILITIES_OFFSET = 6;
+export const RESPONSE_EXTENDED_CAPABILITIES_OFFSET = 19;
+/**
+ * Extended capabilities the proxy carries: progress reports (ERR-shaped packets the tracker skips),
+ * bulk execution (tracked like EXECUTE), extended column metadata (definitions are passed raw).
+ * Not CACHE_METADATA: EXECUTE may then skip column definitions the client cached at PREPARE, and a
+ * statement re-prepared on another backend by a migration need not match them (docs/migration.md).
+ * Not COM_MULTI (no server implements it) nor BULK_UNIT_RESULTS (not yet in 10.11; unverified).
+ */
+export const PROXY_SUPPORTED_EXTENDED_CAPABILITIES =
+  MARIADB_CLIENT_PROGRESS | MARIADB_CLIENT_STMT_BULK_OPERATIONS | MARIADB_CLIENT_EXTENDED_METADATA;
+/**
+ * Extended capabilities that change what the client sends or parses: a backend taking a session
+ * over (migration, failover) must offer those the client negotiated. PROGRESS only adds packets.
+ */
+export const EXTENDED_FORMAT_CAPABILITIES = MARIADB_CLIENT_STMT_BULK_OPERATIONS | MARIADB_CLIENT_EXTENDED_METADATA;
+/** The error code of a MariaDB progress report (an ERR-shaped packet that does not end the command). */
+export const PROGRESS_REPORT_ERROR_CODE = 0xffff;
+
+/**
+ * Capabilities the proxy can carry through its pump. Anything else (optional result-set metadata,
+ * query attributes, zstd) changes packet formats the pump does not parse, so it is never offered.
+ * CLIENT_LONG_PASSWORD doubles as MariaDB's CLIENT_MYSQL: clear in a MariaDB backend's greeting (and
+ * so in the proxy's), it tells MariaDB clients to read the extended capabilities
+ * (PROXY_SUPPORTED_EXTENDED_CAPABILITIES).
  */
 export const PROXY_SUPPORTED_CAPABILITIES =
   CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG | CLIENT_CONNECT_WITH_DB | CLIENT_NO_SCHEMA |

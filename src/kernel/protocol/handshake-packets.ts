@@ -1,6 +1,7 @@
 import {
   CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
-  CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, PROTOCOL_VERSION,
+  CLIENT_MYSQL, CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_SSL, GREETING_EXTENDED_CAPABILITIES_OFFSET, PROTOCOL_VERSION,
+  RESPONSE_EXTENDED_CAPABILITIES_OFFSET,
 } from './constants.js';
 import { MalformedPacketError, PayloadReader } from './payload-reader.js';
 import { PayloadWriter } from './payload-writer.js';
@@ -13,9 +14,19 @@ export interface Greeting {
   /** Full salt (8 + 12 bytes usually), without the trailing NUL. */
   salt: Buffer;
   capabilities: number;
+  /**
+   * MariaDB extended capabilities (MARIADB_CLIENT_*): read and written only when CLIENT_MYSQL is
+   * clear in `capabilities` (a MariaDB server); 0 otherwise (and when left out).
+   */
+  extendedCapabilities?: number;
   charset: number;
   status: number;
   authPlugin: string;
+}
+
+/** The extended capabilities a packet with `capabilities` carries: none when CLIENT_MYSQL is set (MySQL's reading of the reserved bytes). */
+function extendedOf(capabilities: number, extended = 0): number {
+  return capabilities & CLIENT_MYSQL ? 0 : extended >>> 0;
 }
 
 export function buildGreeting(g: Greeting): Buffer {
@@ -23,7 +34,7 @@ export function buildGreeting(g: Greeting): Buffer {
     .u8(PROTOCOL_VERSION).nulString(g.serverVersion).u32(g.connectionId)
     .bytes(g.salt.subarray(0, 8)).u8(0)
     .u16(g.capabilities & 0xffff).u8(g.charset).u16(g.status).u16((g.capabilities >>> 16) & 0xffff)
-    .u8(g.salt.length + 1).zeros(10)
+    .u8(g.salt.length + 1).zeros(GREETING_EXTENDED_CAPABILITIES_OFFSET).u32(extendedOf(g.capabilities, g.extendedCapabilities))
     .bytes(g.salt.subarray(8)).u8(0)
     .nulString(g.authPlugin);
   return w.payload();
@@ -45,7 +56,8 @@ export function parseGreeting(payload: Buffer): Greeting {
   capabilities |= r.u16('capabilities (upper)') << 16;
   capabilities >>>= 0;
   const saltLen = r.u8('salt length');
-  r.skip(10, 'reserved');
+  r.skip(GREETING_EXTENDED_CAPABILITIES_OFFSET, 'reserved');
+  const extendedCapabilities = extendedOf(capabilities, r.u32('extended capabilities'));
   let salt2: Buffer = Buffer.alloc(0);
   if (capabilities & CLIENT_SECURE_CONNECTION) {
     const n = Math.max(13, saltLen - 8);
@@ -54,7 +66,7 @@ export function parseGreeting(payload: Buffer): Greeting {
   }
   const authPlugin = capabilities & CLIENT_PLUGIN_AUTH && r.remaining > 0 ? r.nulString() : '';
   return {
-    protocolVersion, serverVersion, connectionId, salt: Buffer.concat([salt1, salt2]), capabilities,
+    protocolVersion, serverVersion, connectionId, salt: Buffer.concat([salt1, salt2]), capabilities, extendedCapabilities,
     charset, status, authPlugin,
   };
 }
@@ -62,6 +74,8 @@ export function parseGreeting(payload: Buffer): Greeting {
 /** HandshakeResponse41 (or the 32-byte SSLRequest prefix of it). */
 export interface HandshakeResponse {
   capabilities: number;
+  /** MariaDB extended capabilities, when CLIENT_MYSQL is clear in `capabilities`; 0 otherwise (and when left out). */
+  extendedCapabilities?: number;
   maxPacketSize: number;
   charset: number;
   user: string;
@@ -87,7 +101,8 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
   }
   const maxPacketSize = r.u32('max packet size');
   const charset = r.u8('charset');
-  r.skip(23, 'reserved');
+  r.skip(RESPONSE_EXTENDED_CAPABILITIES_OFFSET, 'reserved');
+  const extendedCapabilities = extendedOf(capabilities, r.u32('extended capabilities'));
   const user = r.nulString();
   let authResponse: Buffer;
   if (capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) authResponse = r.lenencBytes('auth response');
@@ -103,18 +118,21 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
     while (r.pos < stop) attributes.push([r.lenencString('attribute key'), r.lenencString('attribute value')]);
   }
   return {
-    capabilities, maxPacketSize, charset, user, authResponse: Buffer.from(authResponse), database, authPlugin,
+    capabilities, extendedCapabilities, maxPacketSize, charset, user, authResponse: Buffer.from(authResponse), database, authPlugin,
     attributes,
   };
 }
 
-export function buildSslRequest(capabilities: number, maxPacketSize: number, charset: number): Buffer {
-  return new PayloadWriter(32).u32(capabilities | CLIENT_SSL).u32(maxPacketSize).u8(charset).zeros(23).payload();
+/** The SSLRequest: the HandshakeResponse's first 32 bytes (extended capabilities included, as MariaDB's clients send them). */
+export function buildSslRequest(capabilities: number, maxPacketSize: number, charset: number, extendedCapabilities = 0): Buffer {
+  return new PayloadWriter(32).u32(capabilities | CLIENT_SSL).u32(maxPacketSize).u8(charset)
+    .zeros(RESPONSE_EXTENDED_CAPABILITIES_OFFSET).u32(extendedOf(capabilities, extendedCapabilities)).payload();
 }
 
 export function buildHandshakeResponse(h: HandshakeResponse): Buffer {
   const w = new PayloadWriter(128 + h.authResponse.length)
-    .u32(h.capabilities).u32(h.maxPacketSize).u8(h.charset).zeros(23).nulString(h.user);
+    .u32(h.capabilities).u32(h.maxPacketSize).u8(h.charset)
+    .zeros(RESPONSE_EXTENDED_CAPABILITIES_OFFSET).u32(extendedOf(h.capabilities, h.extendedCapabilities)).nulString(h.user);
   if (h.capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) w.lenencBytes(h.authResponse);
   else w.u8(h.authResponse.length).bytes(h.authResponse);
   if (h.capabilities & CLIENT_CONNECT_WITH_DB) w.nulString(h.database);

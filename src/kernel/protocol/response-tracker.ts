@@ -1,7 +1,7 @@
 import {
-  CLIENT_DEPRECATE_EOF, COM_FIELD_LIST, COM_PROCESS_INFO, COM_QUERY, COM_STATISTICS, COM_STMT_EXECUTE,
+  CLIENT_DEPRECATE_EOF, COM_FIELD_LIST, COM_PROCESS_INFO, COM_QUERY, COM_STATISTICS, COM_STMT_BULK_EXECUTE, COM_STMT_EXECUTE,
   COM_STMT_FETCH, COM_STMT_PREPARE, EOF_HEADER, EOF_MAX_PAYLOAD, ERR_HEADER, LOCAL_INFILE_HEADER,
-  MAX_PACKET_PAYLOAD, OK_HEADER, PACKET_HEADER_LENGTH, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
+  MAX_PACKET_PAYLOAD, OK_HEADER, PACKET_HEADER_LENGTH, PROGRESS_REPORT_ERROR_CODE, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS,
 } from './constants.js';
 
 /**
@@ -149,6 +149,7 @@ export class ResponseTracker {
     switch (command) {
       case COM_QUERY:
       case COM_STMT_EXECUTE:
+      case COM_STMT_BULK_EXECUTE: // OK or ERR; a result set with RETURNING (or per-row results)
       case COM_PROCESS_INFO:
         this.phase = Phase.First;
         break;
@@ -356,7 +357,11 @@ export class ResponseTracker {
 
   private error(buf?: Buffer, off = 0, avail = 0): void {
     // ERR: 0xFF, error code u16.
-    this.errorCode = buf !== undefined && avail >= 3 ? buf[off + 1]! | (buf[off + 2]! << 8) : 0;
+    const code = buf !== undefined && avail >= 3 ? buf[off + 1]! | (buf[off + 2]! << 8) : 0;
+    // A MariaDB progress report (MARIADB_CLIENT_PROGRESS) is ERR-shaped with code 0xFFFF, which no
+    // real error has: relayed like any packet, it ends nothing.
+    if (code === PROGRESS_REPORT_ERROR_CODE) return;
+    this.errorCode = code;
     this.lastWasError = true;
     this.endsResponse = true;
   }

@@ -31,6 +31,8 @@ export interface DialRequest {
    * so they must be exactly the ones the login will send: a function gets them from the greeting.
    */
   capabilities: number | ((greeting: Greeting) => number);
+  /** MariaDB extended capabilities for the SSLRequest (kept by the server, like the others); none when left out. */
+  extendedCapabilities?: (greeting: Greeting) => number;
   charset: number;
 }
 
@@ -96,7 +98,7 @@ export class BackendConnection {
       }
       if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false);
       const sslCapabilities = typeof req.capabilities === 'function' ? req.capabilities(greeting) : req.capabilities;
-      channel.write(buildSslRequest(sslCapabilities, 1 << 24, req.charset), 1);
+      channel.write(buildSslRequest(sslCapabilities, 1 << 24, req.charset, req.extendedCapabilities?.(greeting) ?? 0), 1);
       const leftover = channel.detach();
       if (leftover.length > 0) throw new BackendError(ER_PROXY_BACKEND_HANDSHAKE, `backend ${backend.addr} sent data before TLS started`);
       const secure = await new Promise<TLSSocket>((resolve, reject) => {

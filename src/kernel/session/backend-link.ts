@@ -7,7 +7,7 @@ import type { Generation } from '../plugins/generation.js';
 import {
   CLIENT_COMPRESS, CLIENT_CONNECT_ATTRS, CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_MULTI_RESULTS,
   CLIENT_PLUGIN_AUTH, CLIENT_PROTOCOL_41, CLIENT_PS_MULTI_RESULTS, CLIENT_SESSION_TRACK, CLIENT_SSL, DEFAULT_CHARSET_ID,
-  ER_NOT_SUPPORTED_YET, ER_PROXY_NO_BACKEND, MYSQL_CLEAR_PASSWORD, PROXY_AUTH_SWITCH_TRIGGER, SQLSTATE_COMMUNICATION,
+  ER_NOT_SUPPORTED_YET, EXTENDED_FORMAT_CAPABILITIES, ER_PROXY_NO_BACKEND, MYSQL_CLEAR_PASSWORD, PROXY_AUTH_SWITCH_TRIGGER, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
 import { buildHandshakeResponse, type HandshakeResponse } from '../protocol/handshake-packets.js';
 import { buildProxyV2 } from '../protocol/proxy-protocol.js';
@@ -40,6 +40,8 @@ export interface LinkOwner extends SessionInfo {
   readonly state: SessionState;
   /** Capabilities the client negotiated with the proxy. */
   readonly capabilities: number;
+  /** MariaDB extended capabilities the client negotiated with the proxy. */
+  readonly extendedCapabilities: number;
   readonly traffic: BackendTraffic;
   readonly isClosed: boolean;
 }
@@ -73,7 +75,8 @@ export class BackendLink {
       const conn = await this.connect('new-session', exclude);
       const capabilities = this.capabilitiesFor(conn);
       conn.channel.write(buildHandshakeResponse({
-        ...handshake, capabilities, authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
+        ...handshake, capabilities, extendedCapabilities: this.extendedCapabilitiesFor(conn),
+        authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
       }), conn.nextSeq);
       let relayedToClient = false;
       try {
@@ -109,6 +112,21 @@ export class BackendLink {
     if (!this.owner.database) caps &= ~CLIENT_CONNECT_WITH_DB;
     if (!(backendOffers & CLIENT_CONNECT_ATTRS)) caps &= ~CLIENT_CONNECT_ATTRS;
     return caps >>> 0;
+  }
+
+  /**
+   * The MariaDB extended capabilities to negotiate with a backend: the client's, as far as the backend
+   * offers them. A backend taking over a session (migration, failover) must offer those that change
+   * what the client sends or parses (bulk execution, extended metadata); progress reports are optional.
+   */
+  extendedCapabilitiesFor(conn: Pick<BackendConnection, 'backend' | 'greeting'>): number {
+    const clientExtended = this.owner.extendedCapabilities;
+    const backendOffers = conn.greeting.extendedCapabilities ?? 0;
+    const missing = clientExtended & EXTENDED_FORMAT_CAPABILITIES & ~backendOffers;
+    if (missing) {
+      throw new BackendError(ER_PROXY_NO_BACKEND, `backend ${conn.backend.addr} lacks MariaDB extended capabilities the client negotiated (0x${missing.toString(16)})`);
+    }
+    return (clientExtended & backendOffers) >>> 0;
   }
 
   /** Chooses and dials a backend; every failure excludes that backend and the next is tried. */
@@ -154,6 +172,7 @@ export class BackendLink {
       backend, options, tls: host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID,
       // The SSLRequest must announce what the HandshakeResponse will carry.
       capabilities: (greeting) => this.capabilitiesFor({ backend, greeting, tls: true }),
+      extendedCapabilities: (greeting) => this.extendedCapabilitiesFor({ backend, greeting }),
       ...(options.proxyProtocol ? {
         proxyHeader: buildProxyV2({
           sourceAddress: client.remoteAddress, sourcePort: client.remotePort,
@@ -161,7 +180,7 @@ export class BackendLink {
         }),
       } : {}),
     });
-    host.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities);
+    host.learnBackend(backend, conn.greeting.serverVersion, conn.greeting.capabilities, conn.greeting.extendedCapabilities ?? 0);
     return conn;
   }
 

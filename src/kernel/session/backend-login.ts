@@ -69,14 +69,14 @@ export async function followAuthentication(
 export async function loginWithCredentials(
   conn: BackendConnection,
   credentials: Exclude<BackendCredentials, { kind: 'relay' }>,
-  opts: { capabilities: number; charset: number; database: string; timeoutMs: number },
+  opts: { capabilities: number; extendedCapabilities?: number; charset: number; database: string; timeoutMs: number },
 ): Promise<OkPacket> {
   const plugin = credentials.kind === 'token' ? credentials.plugin : MYSQL_NATIVE_PASSWORD;
   const salt = conn.greeting.salt;
   const respond = challengeResponder(credentials, conn.backend.addr, conn.tls);
   const capabilities = opts.database ? opts.capabilities | CLIENT_CONNECT_WITH_DB : opts.capabilities & ~CLIENT_CONNECT_WITH_DB;
   conn.channel.write(buildHandshakeResponse({
-    capabilities, maxPacketSize: 1 << 24, charset: opts.charset, user: credentials.user,
+    capabilities, extendedCapabilities: opts.extendedCapabilities ?? 0, maxPacketSize: 1 << 24, charset: opts.charset, user: credentials.user,
     authResponse: respond(plugin, salt, false), database: opts.database, authPlugin: plugin, attributes: [],
   }), conn.nextSeq);
   const final = await followAuthentication(conn.channel, respond, { plugin, salt }, opts.timeoutMs, conn.backend.addr);

@@ -5,8 +5,8 @@ import type { SessionInfo } from '../hooks/hook-types.js';
 import type { PacketQueue } from '../net/packet-queue.js';
 import type { Generation } from '../plugins/generation.js';
 import {
-  CLIENT_COMPRESS, CLIENT_PLUGIN_AUTH, CLIENT_SSL, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, LOGIN_MAX_PAYLOAD, MYSQL_NATIVE_PASSWORD,
-  PROXY_SUPPORTED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT, SQLSTATE_COMMUNICATION,
+  CLIENT_COMPRESS, CLIENT_MYSQL, CLIENT_PLUGIN_AUTH, CLIENT_SSL, DEFAULT_CHARSET_ID, ER_HANDSHAKE_ERROR, LOGIN_MAX_PAYLOAD, MYSQL_NATIVE_PASSWORD,
+  PROXY_SUPPORTED_CAPABILITIES, PROXY_SUPPORTED_EXTENDED_CAPABILITIES, SCRAMBLE_LENGTH, SERVER_STATUS_AUTOCOMMIT, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
 import { buildGreeting, isSslRequest, parseHandshakeResponse, SSL_REQUEST_LENGTH, type HandshakeResponse } from '../protocol/handshake-packets.js';
 import { refusalError } from './backend-link.js';
@@ -22,6 +22,7 @@ export interface LoginSession extends SessionInfo {
   readonly generation: Generation;
   readonly client: ClientConnection;
   capabilities: number;
+  extendedCapabilities: number;
   charset: number;
   user: string;
   database: string;
@@ -49,13 +50,17 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
   const options = session.generation.hooks.greeting.call({
     serverVersion: announced.version,
     capabilities: (announced.capabilities & PROXY_SUPPORTED_CAPABILITIES) | (config.proxy['enable-compression'] ? CLIENT_COMPRESS : 0),
+    extendedCapabilities: announced.extendedCapabilities,
     authPlugin: MYSQL_NATIVE_PASSWORD,
     offerTls: tlsContext !== null,
   });
   const offered = (options.capabilities | (options.offerTls && tlsContext ? CLIENT_SSL : 0)) >>> 0;
+  // MariaDB's extended capabilities exist only while CLIENT_MYSQL is clear (a MariaDB greeting).
+  const offeredExtended = offered & CLIENT_MYSQL ? 0 : ((options.extendedCapabilities ?? 0) & PROXY_SUPPORTED_EXTENDED_CAPABILITIES) >>> 0;
   client.writePacket(buildGreeting({
     protocolVersion: 10, serverVersion: options.serverVersion, connectionId: session.id, salt: makeSalt(),
-    capabilities: offered, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT, authPlugin: options.authPlugin,
+    capabilities: offered, extendedCapabilities: offeredExtended, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT,
+    authPlugin: options.authPlugin,
   }), 0);
   const timeoutMs = config.proxy['handshake-timeout'] * 1000;
   session.handshakeErrorSeq = 1;
@@ -91,7 +96,9 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
     throw new ClientError(ER_HANDSHAKE_ERROR, 'client does not support pluggable authentication (CLIENT_PLUGIN_AUTH), which tiproxy needs');
   }
   handshake.capabilities = (handshake.capabilities & offered) >>> 0;
+  handshake.extendedCapabilities = ((handshake.extendedCapabilities ?? 0) & offeredExtended) >>> 0;
   session.capabilities = handshake.capabilities;
+  session.extendedCapabilities = handshake.extendedCapabilities;
   session.charset = handshake.charset;
   session.user = handshake.user;
   session.database = handshake.database;

@@ -1,6 +1,6 @@
 import {
-  COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
-  COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
+  BULK_FLAGS_OFFSET, BULK_SEND_TYPES_TO_SERVER, BULK_TYPES_OFFSET, COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION, COM_STMT_BULK_EXECUTE,
+  COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CURSOR_TYPE_READ_ONLY,
 } from '../protocol/constants.js';
 import { paramsBoundFlagOffset, type SessionState } from './session-state.js';
 import {
@@ -55,6 +55,9 @@ export class CommandBookkeeping {
       case COM_STMT_EXECUTE:
         if (avail >= 6) this.state.executeSent(buf.readUInt32LE(off + 1), (buf[off + 5]! & CURSOR_TYPE_READ_ONLY) !== 0);
         break;
+      case COM_STMT_BULK_EXECUTE: // never opens a cursor
+        if (avail >= 5) this.state.executeSent(buf.readUInt32LE(off + 1), false);
+        break;
       case COM_STMT_SEND_LONG_DATA:
         if (avail >= 5) this.state.longDataSent(buf.readUInt32LE(off + 1));
         break;
@@ -80,6 +83,7 @@ export class CommandBookkeeping {
   responseEnded(command: number, status: number, isError: boolean): string | null {
     switch (command) {
       case COM_STMT_EXECUTE:
+      case COM_STMT_BULK_EXECUTE:
         this.state.executeDone(status);
         this.state.pendingTransaction = null;
         break;
@@ -161,20 +165,23 @@ export class CommandBookkeeping {
 
   /**
    * Parameter types of prepared statements (see PreparedStatement.paramTypes). From the first bytes of a
-   * COM_STMT_EXECUTE: records the types when the client sends them; true when the whole packet is needed
-   * — to add the types the client left out (the statement was re-prepared by a migration and this backend
-   * never got them: without them it answers 1210 "Incorrect arguments to mysqld_stmt_execute"), or to
-   * read types that lie beyond the prefix.
+   * COM_STMT_EXECUTE or COM_STMT_BULK_EXECUTE: records the types when the client sends them; true when
+   * the whole packet is needed — to add the types the client left out (the statement was re-prepared by
+   * a migration and this backend never got them: without them it answers 1210 "Incorrect arguments to
+   * mysqld_stmt_execute"), or to read types that lie beyond the prefix. Both commands carry the types
+   * the same way (type byte, flag byte per parameter); only where, and the flag that says so, differ.
    */
   executeNeedsWholePacket(buf: Buffer, off: number, avail: number): boolean {
     const statement = this.state.statements.get(buf.readUInt32LE(off + 1));
     if (!statement || statement.params === 0) return false;
-    const flagAt = paramsBoundFlagOffset(statement.params);
+    const bulk = buf[off] === COM_STMT_BULK_EXECUTE;
+    const flagAt = bulk ? BULK_FLAGS_OFFSET : paramsBoundFlagOffset(statement.params);
     if (flagAt >= avail) return true;
-    if (buf[off + flagAt] === 1) {
-      const end = flagAt + 1 + 2 * statement.params;
+    if (typesFollow(bulk, buf[off + flagAt]!)) {
+      const typesAt = bulk ? BULK_TYPES_OFFSET : flagAt + 1;
+      const end = typesAt + 2 * statement.params;
       if (end > avail) return true;
-      this.state.paramTypesSent(statement, buf, off + flagAt + 1, off + end);
+      this.state.paramTypesSent(statement, buf, off + typesAt, off + end);
       return false;
     }
     return !statement.typesSent && statement.paramTypes !== null;
@@ -185,23 +192,31 @@ export class CommandBookkeeping {
     if (payload.length < 5) return null;
     const statement = this.state.statements.get(payload.readUInt32LE(1));
     if (!statement || statement.params === 0) return null;
-    const flagAt = paramsBoundFlagOffset(statement.params);
+    const bulk = payload[0] === COM_STMT_BULK_EXECUTE;
+    const flagAt = bulk ? BULK_FLAGS_OFFSET : paramsBoundFlagOffset(statement.params);
     if (flagAt >= payload.length) return null;
-    if (payload[flagAt] === 1) {
-      const end = flagAt + 1 + 2 * statement.params;
-      if (end <= payload.length) this.state.paramTypesSent(statement, payload, flagAt + 1, end);
+    const typesAt = bulk ? BULK_TYPES_OFFSET : flagAt + 1;
+    if (typesFollow(bulk, payload[flagAt]!)) {
+      const end = typesAt + 2 * statement.params;
+      if (end <= payload.length) this.state.paramTypesSent(statement, payload, typesAt, end);
       return null;
     }
     const types = statement.paramTypes;
     if (statement.typesSent || types === null) return null;
     statement.typesSent = true;
     const out = Buffer.allocUnsafe(payload.length + types.length);
-    payload.copy(out, 0, 0, flagAt);
-    out[flagAt] = 1;
-    types.copy(out, flagAt + 1);
-    payload.copy(out, flagAt + 1 + types.length, flagAt + 1);
+    payload.copy(out, 0, 0, typesAt);
+    if (bulk) out[flagAt]! |= BULK_SEND_TYPES_TO_SERVER;
+    else out[flagAt] = 1;
+    types.copy(out, typesAt);
+    payload.copy(out, typesAt + types.length, typesAt);
     return out;
   }
+}
+
+/** Whether an EXECUTE's new_params_bound_flag, or a BULK_EXECUTE's flags (low byte), say parameter types follow. */
+function typesFollow(bulk: boolean, flag: number): boolean {
+  return bulk ? (flag & BULK_SEND_TYPES_TO_SERVER) !== 0 : flag === 1;
 }
 
 /** Statement kinds whose whole text the bookkeeping keeps. */

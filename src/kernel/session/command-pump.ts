@@ -4,7 +4,7 @@ import type { AuthExchange, ResultContext } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import {
-  COM_CHANGE_USER, COM_INIT_DB, COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_EXECUTE,
+  COM_CHANGE_USER, COM_INIT_DB, COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
   COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, CR_SERVER_LOST, ER_CONNECTION_KILLED,
   SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
@@ -22,7 +22,7 @@ import type { HostedSession, SessionHost } from './session-host.js';
 import type { SessionState, Unsafe } from './session-state.js';
 
 /** Commands whose first four payload bytes after the command byte are a statement id. */
-const STATEMENT_ID_COMMANDS = new Set([COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH]);
+const STATEMENT_ID_COMMANDS = new Set([COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_BULK_EXECUTE]);
 /** Commands the server does not answer. */
 const NO_RESPONSE = new Set([COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT]);
 
@@ -217,11 +217,12 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
       case COM_STMT_PREPARE:
         return INTERCEPT;
       case COM_STMT_EXECUTE:
+      case COM_STMT_BULK_EXECUTE:
       case COM_STMT_SEND_LONG_DATA:
       case COM_STMT_CLOSE:
       case COM_STMT_RESET:
       case COM_STMT_FETCH:
-        if (command === COM_STMT_EXECUTE && avail >= 5 && owner.state.statements.size > 0 && this.bookkeeping.executeNeedsWholePacket(buf, off, avail)) {
+        if ((command === COM_STMT_EXECUTE || command === COM_STMT_BULK_EXECUTE) && avail >= 5 && owner.state.statements.size > 0 && this.bookkeeping.executeNeedsWholePacket(buf, off, avail)) {
           return INTERCEPT;
         }
         if (owner.state.idsTranslated && avail >= 5) {
@@ -276,7 +277,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
       case COM_STMT_PREPARE:
         this.owner.state.prepareSent(Buffer.from(payload.subarray(1)));
         break;
-      case COM_STMT_EXECUTE: {
+      case COM_STMT_EXECUTE:
+      case COM_STMT_BULK_EXECUTE: {
         const withTypes = this.bookkeeping.executeWithParamTypes(payload);
         if (withTypes) {
           this.forwardCommand(withTypes, seq);

@@ -34,10 +34,10 @@ export interface SessionHost {
   currentGeneration(): Generation;
   pinGeneration(g: Generation): void;
   releaseGeneration(g: Generation): void;
-  /** Server version and capabilities announced to clients (mirrors the backends). */
-  announcedServer(): Promise<{ version: string; capabilities: number }>;
+  /** Server version and capabilities (MariaDB's extended ones too) announced to clients (mirrors the backends). */
+  announcedServer(): Promise<{ version: string; capabilities: number; extendedCapabilities: number }>;
   /** A backend greeting was seen: keep the announced version/capabilities in step. */
-  learnBackend(backend: BackendRecord, version: string, capabilities: number): void;
+  learnBackend(backend: BackendRecord, version: string, capabilities: number, extendedCapabilities: number): void;
   /** With proxy.workers > 1: the other worker whose range holds this connection id, else null. */
   otherWorkerOf(connectionId: number): number | null;
   /** This process's worker number (1..N) with proxy.workers > 1, else null. */

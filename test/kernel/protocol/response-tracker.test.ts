@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   CLIENT_DEPRECATE_EOF, COM_FIELD_LIST, COM_INIT_DB, COM_PING, COM_QUERY, COM_RESET_CONNECTION, COM_SET_OPTION,
-  COM_STATISTICS, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
+  COM_STATISTICS, COM_STMT_BULK_EXECUTE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
 } from '../../../src/kernel/protocol/constants.js';
 import { ResponseTracker, type ResponseListener } from '../../../src/kernel/protocol/response-tracker.js';
 
@@ -72,6 +72,15 @@ class Stream {
   }
   err(code: number, message: string): this {
     return this.packet(Buffer.concat([Buffer.from([0xff]), u16(code), Buffer.from(`#HY000${message}`)]));
+  }
+  /**
+   * A MariaDB progress report (MARIADB_CLIENT_PROGRESS): 0xFF, code 0xFFFF, 1, stage, max stage,
+   * progress (u24, thousandths of a percent), lenenc info.
+   */
+  progress(stage: number, maxStage: number, permille: number, info: string): this {
+    const p = Buffer.alloc(3);
+    p.writeUIntLE(permille, 0, 3);
+    return this.packet(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 1, stage, maxStage]), p, lenencStr(info)]));
   }
   column(name: string): this {
     return this.packet(Buffer.concat([lenencStr('def'), lenencStr('test'), lenencStr('t'), lenencStr('t'), lenencStr(name), lenencStr(name),
@@ -385,6 +394,55 @@ describe('ResponseTracker', () => {
     assert.equal(rec.events.length, n + 300);
     assert.deepEqual(rec.events.slice(0, 2), [complete(COM_QUERY, AUTOCOMMIT), complete(COM_PING, AUTOCOMMIT)]);
     assert.ok(rec.events.every((e) => e.startsWith('complete')), 'no packet taken for unsolicited');
+  });
+
+  describe('MariaDB extensions', () => {
+    for (const mode of MODES) {
+      it(`progress reports during a command end nothing; the final OK, ERR or result does (${mode.name})`, () => {
+        const alter = new Stream().progress(1, 2, 12_345, 'copy to tmp table').progress(1, 2, 99_000, 'copy to tmp table')
+          .progress(2, 2, 500, 'enable keys').ok(AUTOCOMMIT).bytes();
+        const failing = new Stream().progress(1, 1, 5_000, 'copy to tmp table').err(1062, "Duplicate entry '1' for key 'PRIMARY'").bytes();
+        const select = new Stream().progress(1, 1, 70_000, '').header(mode.deprecateEof, ['a']).row('1').end(mode.deprecateEof, AUTOCOMMIT).bytes();
+        const execute = new Stream().progress(1, 1, 1, 'x').ok(AUTOCOMMIT | IN_TRANS).bytes();
+        check([
+          { command: COM_QUERY, response: alter },
+          { command: COM_QUERY, response: failing },
+          { command: COM_QUERY, response: select },
+          { command: COM_STMT_EXECUTE, response: execute },
+        ], mode.caps, [
+          complete(COM_QUERY, AUTOCOMMIT),
+          complete(COM_QUERY, -1, true),
+          complete(COM_QUERY, AUTOCOMMIT),
+          complete(COM_STMT_EXECUTE, AUTOCOMMIT | IN_TRANS),
+        ]);
+      });
+
+      it(`a progress report is not counted as the command's error (${mode.name})`, () => {
+        const rec = new Recorder();
+        const tracker = new ResponseTracker(rec, mode.caps);
+        tracker.expect(COM_QUERY);
+        tracker.scan(new Stream().progress(1, 1, 50_000, 'copy').ok(AUTOCOMMIT, { affected: 7 }).bytes());
+        assert.equal(tracker.completedErrorCode, 0);
+        assert.equal(tracker.completedAffectedRows, 7);
+      });
+
+      it(`COM_STMT_BULK_EXECUTE is answered by one OK or ERR, or by result sets (RETURNING) (${mode.name})`, () => {
+        check([
+          { command: COM_STMT_BULK_EXECUTE, response: new Stream().ok(AUTOCOMMIT, { affected: 1000, insertId: 1 }).bytes() },
+          { command: COM_STMT_BULK_EXECUTE, response: new Stream().err(1062, "Duplicate entry '5' for key 'PRIMARY'").bytes() },
+          {
+            command: COM_STMT_BULK_EXECUTE,
+            response: new Stream().header(mode.deprecateEof, ['id']).row('1').row('2').row('3').end(mode.deprecateEof, AUTOCOMMIT).bytes(),
+          },
+          { command: COM_STMT_BULK_EXECUTE, response: new Stream().progress(1, 1, 20_000, '').ok(AUTOCOMMIT | IN_TRANS, { affected: 2 }).bytes() },
+        ], mode.caps, [
+          complete(COM_STMT_BULK_EXECUTE, AUTOCOMMIT),
+          complete(COM_STMT_BULK_EXECUTE, -1, true),
+          complete(COM_STMT_BULK_EXECUTE, AUTOCOMMIT),
+          complete(COM_STMT_BULK_EXECUTE, AUTOCOMMIT | IN_TRANS),
+        ]);
+      });
+    }
   });
 
   it('a packet with no command outstanding is reported as unsolicited', () => {
