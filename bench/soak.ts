@@ -77,6 +77,7 @@ interface SoakRecord {
   churnConnections: number;
   idleQueries: number;
   sysbench: { runs: number; transactions: number; queries: number; ignoredErrors: number; reconnects: number; failures: string[] };
+  migrations: Record<string, number>;
   proxyWarnings: Record<string, number>;
   sessionsAfterLoad: number | null;
   fdsAfterLoad: number | null;
@@ -410,13 +411,13 @@ try {
     const action = pluginActions[pluginTurn++ % pluginActions.length]!;
     const version = `1.0.${++pluginVersion}`;
     const staged = join(workDir, 'soak-hot.staged.ts');
+    const at = since();
     if (action === 'write in place') writeFileSync(pluginFile, hotPlugin(version));
     else if (action === 'delete') rmSync(pluginFile);
     else {
       writeFileSync(staged, hotPlugin(version), { mode: 0o644 });
       renameSync(staged, pluginFile);
     }
-    const at = since();
     try {
       const ms = await waitUntil(`plugin ${action}`, LAND_LIMIT_MS, async () => {
         const p = await api<{ plugins: Array<{ name: string; version: string }> }>(apiPort, '/api/plugins');
@@ -436,6 +437,7 @@ try {
   const configReload = async (): Promise<void> => {
     const action = configActions[configTurn++ % configActions.length]!;
     const before = await generationId();
+    const at = since();
     if (action === 'SIGHUP') process.kill(pid, 'SIGHUP');
     else {
       healthTimeout = healthTimeout === 1 ? 1.5 : 1;
@@ -446,7 +448,6 @@ try {
         renameSync(`${configPath}.new`, configPath);
       }
     }
-    const at = since();
     try {
       const ms = await waitUntil(`config ${action}`, LAND_LIMIT_MS, async () => {
         if ((await generationId()) <= before) return false;
@@ -510,10 +511,17 @@ try {
   // Does the proxy let go of everything once the clients left? (Not a sample: it would weigh on the last window.)
   let sessionsAfterLoad: number | null = null;
   let fdsAfterLoad: number | null = null;
+  /** Migrations over the run by "reason/result" (tiproxy_balance_migrate_total). */
+  const migrations: Record<string, number> = {};
   if (proxyProcess.exitCode === null) {
     await waitUntil('no session left', 15_000, async () => metric(await api<string>(apiPort, '/metrics'), 'tiproxy_server_connections') === 0, 250).catch(() => {});
     sessionsAfterLoad = metric(await api<string>(apiPort, '/metrics'), 'tiproxy_server_connections');
     fdsAfterLoad = readdirSync(`/proc/${pid}/fd`).length;
+    for (const m of (await api<string>(apiPort, '/metrics')).matchAll(/^tiproxy_balance_migrate_total\{([^}]*)\} (\S+)$/gm)) {
+      const result = /migrate_res="([^"]*)"/.exec(m[1]!)?.[1] ?? '?';
+      const reason = /reason="([^"]*)"/.exec(m[1]!)?.[1] ?? '?';
+      migrations[`${reason}/${result}`] = (migrations[`${reason}/${result}`] ?? 0) + Number(m[2]);
+    }
   }
 
   const verdict = soakVerdict({
@@ -523,7 +531,7 @@ try {
     command: `node --import tsx bench/soak.ts ${process.argv.slice(2).join(' ')}`.trim(),
     startedAt: new Date(loadStartedAt).toISOString(), node: process.version, cpus: cpus().length,
     loadavgStart, loadavgEnd: loadavg(), options, samples, operations, clientErrorExamples, churnConnections, idleQueries,
-    sysbench: sb, proxyWarnings, sessionsAfterLoad, fdsAfterLoad, verdict,
+    sysbench: sb, migrations, proxyWarnings, sessionsAfterLoad, fdsAfterLoad, verdict,
   };
   const out = values.out ?? join(repoRoot, 'bench', 'results', `soak-${new Date(loadStartedAt).toISOString().replace(/[:.]/g, '-')}.json`);
   writeJson(out, record);
@@ -535,6 +543,7 @@ try {
     + `(${sb.runs} run(s)), ${sb.ignoredErrors} ignored database errors, ${sb.reconnects} reconnects. After the load: `
     + `${sessionsAfterLoad ?? '?'} sessions, ${fdsAfterLoad ?? '?'} fds. Load average at the start / end: ${loadavgStart.map((x) => x.toFixed(1)).join(' ')} / `
     + `${loadavg().map((x) => x.toFixed(1)).join(' ')}.\n`);
+  process.stdout.write(`Migrations (reason/result): ${JSON.stringify(migrations)}\n`);
   if (Object.keys(proxyWarnings).length) process.stdout.write(`Proxy warnings: ${JSON.stringify(proxyWarnings)}\n`);
   if (clientErrorExamples.length) process.stdout.write(`Client errors (first ${clientErrorExamples.length}):\n${clientErrorExamples.join('\n')}\n`);
   log(`wrote ${out}`);
