@@ -13,7 +13,8 @@ import {
   CLIENT_CONNECT_WITH_DB, CLIENT_DEPRECATE_EOF, CLIENT_LOCAL_FILES, CLIENT_LONG_FLAG, CLIENT_LONG_PASSWORD,
   CLIENT_MULTI_RESULTS, CLIENT_MULTI_STATEMENTS, CLIENT_PLUGIN_AUTH, CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA,
   CLIENT_PROTOCOL_41, CLIENT_PS_MULTI_RESULTS, CLIENT_SECURE_CONNECTION, CLIENT_SESSION_TRACK, CLIENT_TRANSACTIONS,
-  COM_FIELD_LIST, COM_PROCESS_INFO, COM_QUERY, COM_QUIT, COM_STATISTICS, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
+  COM_FIELD_LIST, COM_PROCESS_INFO, COM_QUERY, COM_QUIT, COM_STATISTICS, COM_STMT_BULK_EXECUTE, COM_STMT_EXECUTE, COM_STMT_FETCH,
+  COM_STMT_PREPARE, MARIADB_CLIENT_EXTENDED_METADATA, MARIADB_CLIENT_PROGRESS,
 } from '../../src/kernel/protocol/constants.js';
 import { framePackets, PayloadWriter } from '../../src/kernel/protocol/payload-writer.js';
 
@@ -58,6 +59,8 @@ export interface Column {
   type: number;
   flags: number;
   decimals: number;
+  /** MariaDB extended type information (MARIADB_CLIENT_EXTENDED_METADATA): 0 = type name, 1 = format, e.g. { 1: 'json' }. */
+  extended?: Record<number, string>;
 }
 
 /** One step of a response, in order. A result set cut short by an ERR is followed by the error item. */
@@ -89,6 +92,11 @@ export interface RawClientOptions {
   /** Extra capability bits to set / clear after the above. */
   addCapabilities?: number;
   removeCapabilities?: number;
+  /**
+   * MariaDB extended capabilities to ask for (MARIADB_CLIENT_*): the client then clears CLIENT_MYSQL
+   * and sends them in the last 4 of its 23 reserved bytes, as MariaDB's connectors do.
+   */
+  extendedCapabilities?: number;
   /** Answers a LOCAL INFILE request with the file's bytes (without it, an empty file is sent). */
   onLocalInfile?: (filename: string) => Buffer;
   /** Per-read timeout (default 30 s). */
@@ -145,7 +153,7 @@ export function parseErr(payload: Buffer): ErrInfo {
   return { code, sqlState: 'HY000', message: payload.toString('utf8', 3) };
 }
 
-export function parseColumn(payload: Buffer): Column {
+export function parseColumn(payload: Buffer, extendedMetadata = false): Column {
   let pos = 0;
   const strings: string[] = [];
   for (let k = 0; k < 6; k++) {
@@ -153,11 +161,24 @@ export function parseColumn(payload: Buffer): Column {
     strings.push(s.value?.toString('utf8') ?? '');
     pos = s.next;
   }
+  let extended: Record<number, string> | undefined;
+  if (extendedMetadata) {
+    // A lenenc string of (type byte, lenenc string) pairs, between org_name and the fixed fields.
+    const e = readLenencBytes(payload, pos);
+    pos = e.next;
+    extended = {};
+    for (let at = 0; e.value && at < e.value.length;) {
+      const key = e.value[at]!;
+      const v = readLenencBytes(e.value, at + 1);
+      extended[key] = v.value?.toString('utf8') ?? '';
+      at = v.next;
+    }
+  }
   pos = readLenenc(payload, pos).next; // length of fixed fields (0x0c)
   return {
     schema: strings[1]!, table: strings[2]!, name: strings[4]!,
     charset: payload.readUInt16LE(pos), length: payload.readUInt32LE(pos + 2), type: payload[pos + 6]!,
-    flags: payload.readUInt16LE(pos + 7), decimals: payload[pos + 9]!,
+    flags: payload.readUInt16LE(pos + 7), decimals: payload[pos + 9]!, ...(extended ? { extended } : {}),
   };
 }
 
@@ -289,6 +310,28 @@ export function comStmtExecute(statementId: number, params: ExecuteParam[], curs
   return w.bytes(values.payload()).payload();
 }
 
+/**
+ * COM_STMT_BULK_EXECUTE (MariaDB) for rows of integers and strings: statement id, flags (128 when the
+ * parameter types are sent), the types (from the first row), then per row and parameter an indicator
+ * (0 value follows, 1 NULL) and the value.
+ */
+export function comStmtBulkExecute(statementId: number, rows: Array<Array<number | string | null>>, sendTypes = true): Buffer {
+  const w = new PayloadWriter(64 + rows.length * 16).u8(COM_STMT_BULK_EXECUTE).u32(statementId).u16(sendTypes ? 128 : 0);
+  const typeOf = (v: number | string | null) => (typeof v === 'number' ? MYSQL_TYPE.LONGLONG : MYSQL_TYPE.VAR_STRING);
+  if (sendTypes) for (const v of rows[0]!) w.u8(typeOf(v)).u8(0);
+  for (const row of rows) {
+    for (const v of row) {
+      if (v === null) w.u8(1);
+      else if (typeof v === 'number') {
+        const b = Buffer.alloc(8);
+        b.writeBigInt64LE(BigInt(v));
+        w.u8(0).bytes(b);
+      } else w.u8(0).lenencString(v);
+    }
+  }
+  return w.payload();
+}
+
 // ---- the client ------------------------------------------------------------------------------------
 
 export class RawClient {
@@ -298,6 +341,11 @@ export class RawClient {
   serverCapabilities = 0;
   /** Capabilities this client negotiated (its wishes masked by the server's offer). */
   capabilities = 0;
+  /** MariaDB extended capabilities of the server's greeting, and those this client negotiated. */
+  serverExtendedCapabilities = 0;
+  extendedCapabilities = 0;
+  /** Progress report packets (ERR 0xFFFF, MARIADB_CLIENT_PROGRESS) received, whole payloads. */
+  readonly progressReports: Buffer[] = [];
   /** Status flags of the last OK/EOF seen. */
   status = 0;
   /** Set once the peer closed the connection. */
@@ -337,6 +385,10 @@ export class RawClient {
     return (this.capabilities & CLIENT_DEPRECATE_EOF) !== 0;
   }
 
+  get extendedMetadata(): boolean {
+    return (this.extendedCapabilities & MARIADB_CLIENT_EXTENDED_METADATA) !== 0;
+  }
+
   static async connect(opts: RawClientOptions): Promise<RawClient> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s = connect({ host: opts.host, port: opts.port });
@@ -371,6 +423,8 @@ export class RawClient {
     caps = (caps | (g.readUInt16LE(pos) << 16)) >>> 0;
     pos += 2;
     const saltLength = g[pos]!;
+    // MariaDB: with CLIENT_MYSQL clear, the last 4 of the 10 reserved bytes are the extended capabilities.
+    this.serverExtendedCapabilities = caps & CLIENT_LONG_PASSWORD ? 0 : g.readUInt32LE(pos + 1 + 6);
     pos += 1 + 10;
     const salt2 = g.subarray(pos, pos + Math.max(12, saltLength - 9));
     this.serverCapabilities = caps;
@@ -384,9 +438,11 @@ export class RawClient {
     if (opts.database) wanted |= CLIENT_CONNECT_WITH_DB;
     wanted |= opts.addCapabilities ?? 0;
     wanted &= ~(opts.removeCapabilities ?? 0);
+    if (opts.extendedCapabilities !== undefined) wanted &= ~CLIENT_LONG_PASSWORD;
     this.capabilities = (wanted & caps) >>> 0;
+    this.extendedCapabilities = this.capabilities & CLIENT_LONG_PASSWORD ? 0 : ((opts.extendedCapabilities ?? 0) & this.serverExtendedCapabilities) >>> 0;
 
-    const w = new PayloadWriter(128).u32(this.capabilities).u32(64 * 1024 * 1024).u8(45).zeros(23).nulString(opts.user);
+    const w = new PayloadWriter(128).u32(this.capabilities).u32(64 * 1024 * 1024).u8(45).zeros(19).u32(this.extendedCapabilities).nulString(opts.user);
     const auth = nativePasswordScramble(opts.password, salt.subarray(0, 20));
     if (this.capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA) w.lenencBytes(auth);
     else w.u8(auth.length).bytes(auth);
@@ -620,6 +676,7 @@ export class RawClient {
     switch (command) {
       case COM_QUERY:
       case COM_STMT_EXECUTE:
+      case COM_STMT_BULK_EXECUTE:
       case COM_PROCESS_INFO:
         return this.readResults(next, out);
       case COM_STMT_PREPARE: {
@@ -635,9 +692,9 @@ export class RawClient {
         const warnings = p.payload.readUInt16LE(10);
         const params: Column[] = [];
         const columns: Column[] = [];
-        for (let k = 0; k < paramCount; k++) params.push(parseColumn((await next()).payload));
+        for (let k = 0; k < paramCount; k++) params.push(parseColumn((await next()).payload, this.extendedMetadata));
         if (paramCount > 0 && !this.deprecateEof) await this.expectEof(next);
-        for (let k = 0; k < columnCount; k++) columns.push(parseColumn((await next()).payload));
+        for (let k = 0; k < columnCount; k++) columns.push(parseColumn((await next()).payload, this.extendedMetadata));
         if (columnCount > 0 && !this.deprecateEof) await this.expectEof(next);
         out.push({ kind: 'prepare', statementId, params, columns, warnings });
         return;
@@ -660,7 +717,7 @@ export class RawClient {
             out.push({ kind: 'rows', columns, rows: [], status: t.status, complete: true });
             return;
           }
-          columns.push(parseColumn(p.payload));
+          columns.push(parseColumn(p.payload, this.extendedMetadata));
         }
       }
       case COM_STATISTICS: {
@@ -707,6 +764,10 @@ export class RawClient {
         if (ok.status & MORE_RESULTS) continue;
         return;
       }
+      if (first === 0xff && p.payload.readUInt16LE(1) === 0xffff && this.extendedCapabilities & MARIADB_CLIENT_PROGRESS) {
+        this.progressReports.push(p.payload);
+        continue;
+      }
       if (first === 0xff) {
         out.push({ kind: 'error', error: parseErr(p.payload) });
         return;
@@ -727,7 +788,7 @@ export class RawClient {
       }
       const count = readLenenc(p.payload, 0).value;
       const columns: Column[] = [];
-      for (let k = 0; k < count; k++) columns.push(parseColumn((await next()).payload));
+      for (let k = 0; k < count; k++) columns.push(parseColumn((await next()).payload, this.extendedMetadata));
       if (!this.deprecateEof) {
         const eof = await next();
         if (!this.isTerminator(eof)) throw new Error(`raw client: expected EOF after ${count} columns, got 0x${eof.payload[0]?.toString(16)}`);
