@@ -13,7 +13,7 @@ import { ensureBuilt } from '../../local-cluster/build.js';
 import { makeCertificates } from '../../local-cluster/certs.js';
 import { ROOT_PASSWORD, ROOT_USER, startMariaDB, TEST_DATABASE, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { tmpRoot } from '../../local-cluster/paths.js';
-import { accepts, startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
+import { startProxyProcess, type ProxyProcess } from '../harness/proxy.js';
 import { clientCase, type ClientCase } from './client-cases.js';
 import { caseSeed, FuzzRandom } from './fuzz-random.js';
 import { FUZZ_CASE_ATTRIBUTE, MutatingRelay } from './mutating-relay.js';
@@ -66,6 +66,9 @@ export interface ProcessFigures {
   rssBeforeMb: number;
   rssPeakMb: number;
   rssAfterMb: number;
+  /** V8 heap in use (live objects plus garbage not yet collected), before and after. */
+  heapBeforeMb: number;
+  heapAfterMb: number;
   /** The proxy's own event-loop delay, worst over the run (prom-client's nodejs_eventloop_lag_max_seconds, scraped each second). */
   eventLoopLagMaxMs: number;
 }
@@ -99,15 +102,18 @@ function procFigures(pid: number): { fds: number; rssMb: number } {
   return { fds: readdirSync(`/proc/${pid}/fd`).length, rssMb: rssKb / 1024 };
 }
 
-/** nodejs_eventloop_lag_max_seconds from the proxy's /metrics, in ms (0 when unreadable). */
-async function eventLoopLagMaxMs(p: ProxyProcess): Promise<number> {
+/** A metric from the proxy's /metrics (prom-client's process metrics), or 0 when unreadable. */
+async function processMetric(p: ProxyProcess, name: 'nodejs_eventloop_lag_max_seconds' | 'nodejs_heap_size_used_bytes'): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${p.apiPort}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    return Number(/^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text)?.[1] ?? 0) * 1000;
+    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? 0);
   } catch {
     return 0;
   }
 }
+
+const eventLoopLagMaxMs = async (p: ProxyProcess): Promise<number> => (await processMetric(p, 'nodejs_eventloop_lag_max_seconds')) * 1000;
+const heapUsedMb = async (p: ProxyProcess): Promise<number> => (await processMetric(p, 'nodejs_heap_size_used_bytes')) / (1024 * 1024);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -140,12 +146,14 @@ class FuzzEnvironment {
     const certs = await makeCertificates();
     // The client side's handshake timeout is well above how long a case waits for a prompt answer, so a
     // proxy that stays silent is not rescued by its timeout ERR.
-    const common = `  graceful-close-conn-timeout: 1\nlog:\n  level: warn\n`;
+    // Log level error: a warn line per refused case would make the proxy wait on its stdout pipe.
+    const common = `  graceful-close-conn-timeout: 1\nlog:\n  level: error\n`;
     writeFileSync(join(this.dir, 'client.yaml'),
       `proxy:\n  proxy-protocol: v2\n  handshake-timeout: 10\n${common}security:\n  server-tls:\n    cert: ${certs.serverCert}\n    key: ${certs.serverKey}\n`);
     writeFileSync(join(this.dir, 'backend.yaml'), `proxy:\n  handshake-timeout: 2\n${common}`);
-    this.clientProxy = await startListening(['--config', join(this.dir, 'client.yaml'), '--backend', `127.0.0.1:${this.db.port}`]);
-    this.backendProxy = await startListening(['--config', join(this.dir, 'backend.yaml'), '--backend', `127.0.0.1:${relayPort}`]);
+    // A machine busy with other test runs can take a while to start Node.
+    this.clientProxy = await startProxyProcess(['--config', join(this.dir, 'client.yaml'), '--backend', `127.0.0.1:${this.db.port}`], { startTimeoutMs: 60_000 });
+    this.backendProxy = await startProxyProcess(['--config', join(this.dir, 'backend.yaml'), '--backend', `127.0.0.1:${relayPort}`], { startTimeoutMs: 60_000 });
   }
 
   async stop(): Promise<void> {
@@ -160,20 +168,6 @@ class FuzzEnvironment {
     const rows = await this.db.query<Array<{ n: number }>>(`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = '${FUZZ_USER}'`);
     return Number(rows[0]!.n);
   }
-}
-
-/** bin/tiproxy, once it accepts connections: up to 60 s (a machine busy with other test runs starts Node slowly). */
-async function startListening(args: string[]): Promise<ProxyProcess> {
-  const p = await startProxyProcess(args, { expectListening: false });
-  const deadline = Date.now() + 60_000;
-  while (!(await accepts(p.port))) {
-    if (p.child.exitCode !== null || Date.now() > deadline) {
-      await p.stop('SIGKILL');
-      throw new Error(`tiproxy did not start listening: ${p.output()}`);
-    }
-    await sleep(100);
-  }
-  return p;
 }
 
 /** A session that asks SELECT 1 every 50 ms for the whole run and remembers the slowest answer. */
@@ -376,6 +370,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
     const proxies = [env.clientProxy, env.backendProxy] as const;
     const lag = [0, 0];
     await Promise.all(proxies.map(eventLoopLagMaxMs)); // the warm-up's worst is not the run's
+    const heapBefore = await Promise.all(proxies.map(heapUsedMb));
     const backendSessionsBefore = await env.fuzzSessions();
     const relayBefore = env.relay.openSockets;
 
@@ -427,6 +422,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
       const sessions = await fetch(`http://127.0.0.1:${env.backendProxy.apiPort}/api/sessions`).then((r) => r.text(), (e: Error) => e.message);
       log(`still open after the settle time: relay sockets ${env.relay.openSockets - relayBefore}, backend sessions ${backendSessionsAfter}; backend-side proxy sessions: ${sessions.slice(0, 3000)}; relay connections (case seed, mutations): ${JSON.stringify(env.relay.openConnections())}; its log ends: ${env.backendProxy.output().slice(-3000)}`);
     }
+    const heapAfter = await Promise.all(proxies.map(heapUsedMb));
     let normalClientAfter = true;
     let normalClientError: string | undefined;
     try {
@@ -439,7 +435,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
     const figures = (p: ProxyProcess, k: number): ProcessFigures => ({
       alive: p.child.exitCode === null && p.child.signalCode === null, crashLines: crashLines(p),
       fdBefore: before[k]!.fds, fdAfter: after[k]!.fds, rssBeforeMb: before[k]!.rssMb, rssPeakMb: peak[k]!, rssAfterMb: after[k]!.rssMb,
-      eventLoopLagMaxMs: lag[k]!,
+      eventLoopLagMaxMs: lag[k]!, heapBeforeMb: heapBefore[k]!, heapAfterMb: heapAfter[k]!,
     });
     return {
       cases: indexes.length, seed: opts.seed, durationMs, casesPerSecond: indexes.length / (durationMs / 1000), outcomes, errorCodes,

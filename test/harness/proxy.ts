@@ -103,7 +103,7 @@ export interface ProxyProcess {
 }
 
 /** The real CLI (`bin/tiproxy`, needs `npm run build`) as a child process; resolves once it listens. */
-export async function startProxyProcess(args: string[], opts: { port?: number; apiPort?: number; expectListening?: boolean } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(args: string[], opts: { port?: number; apiPort?: number; expectListening?: boolean; startTimeoutMs?: number } = {}): Promise<ProxyProcess> {
   const port = opts.port ?? (await freePort());
   // Every proxy gets its own API port: the default 0.0.0.0:3080 would collide between tests.
   const apiPort = opts.apiPort ?? (await freePort());
@@ -115,7 +115,7 @@ export async function startProxyProcess(args: string[], opts: { port?: number; a
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   if (opts.expectListening !== false) {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
     // Wait for the port to accept connections (works at any log level).
     while (!(await accepts(port))) {
       if (child.exitCode !== null) throw new Error(`tiproxy exited (${child.exitCode}): ${out}`);
