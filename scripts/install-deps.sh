@@ -7,23 +7,26 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # mariadbd lives in /usr/sbin, which a non-login shell may not have on PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-required=(mariadbd mariadb mariadb-install-db etcd etcdctl sysbench haproxy openssl rsync promtool chromium)
+required=(mariadbd mariadb mariadb-install-db etcd etcdctl sysbench haproxy openssl rsync promtool chromium java)
 missing=()
 for bin in "${required[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
 done
 # The Galera test cluster (local-cluster/galera.ts) needs the wsrep provider; its nodes use rsync SST.
 [[ -f /usr/lib/galera/libgalera_smm.so ]] || missing+=(galera-4)
+# MariaDB Connector/J: the bulk-execution test (test/kernel/session/mariadb-extensions.test.ts) runs it with java.
+[[ -f /usr/share/java/mariadb-java-client.jar ]] || missing+=(libmariadb-java)
 
 if ((${#missing[@]} > 0)); then
   if ((EUID != 0)); then
-    echo "install-deps: missing ${missing[*]}; as root run: apt-get install -y mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client sysbench haproxy openssl prometheus chromium" >&2
+    echo "install-deps: missing ${missing[*]}; as root run: apt-get install -y mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client sysbench haproxy openssl prometheus chromium default-jdk-headless libmariadb-java" >&2
     exit 1
   fi
   echo "install-deps: installing system packages (missing: ${missing[*]})"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client sysbench haproxy openssl prometheus chromium >/dev/null
+    mariadb-server mariadb-client galera-4 rsync etcd-server etcd-client sysbench haproxy openssl prometheus chromium \
+    default-jdk-headless libmariadb-java >/dev/null
 fi
 
 installed_npm=no
