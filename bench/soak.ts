@@ -232,7 +232,8 @@ async function every(periodS: number, firstAtS: number, action: () => Promise<vo
   let next = firstAtS;
   for (;;) {
     while (!stopping && since() < next) await sleep(200);
-    if (stopping) return;
+    // Nothing starts once the load is over (a restart under way is finished by the caller's await).
+    if (stopping || since() >= options.duration) return;
     await action();
     next += periodS;
   }
