@@ -44,8 +44,10 @@ describe(`fuzz: ${CASES} cases, seed ${SEED}`, () => {
   });
 
   it('leaks no backend session, no descriptor and no memory, keeps established sessions served, and serves a normal client afterwards', () => {
-    // A canary waiting 3 s is the failure the issue reports; a busy test machine can delay one by a second or two.
-    assert.deepEqual(fuzzFailures(report, { canaryMs: 3000, rssGrowthMb: 100 }), []);
+    // A canary waiting 3 s is the failure the issue reports (plus however long the machine held the
+    // fuzzing process itself). RSS: V8 and malloc keep memory they grew into (measured +80..120 MiB after
+    // 20,000 cases, with the heap back at its baseline after a GC), so the bound is on growth, not zero.
+    assert.deepEqual(fuzzFailures(report, { canaryMs: 3000, rssGrowthMb: 160 }), []);
     assert.equal(report.backendSessionsAfter, report.backendSessionsBefore);
     assert.ok(report.normalClientAfter, report.normalClientError);
   });
