@@ -73,10 +73,21 @@ export class BackendLink {
     const exclude = new Set<string>();
     for (;;) {
       const conn = await this.connect('new-session', exclude);
-      const capabilities = this.capabilitiesFor(conn);
+      let capabilities: number;
+      let extendedCapabilities: number;
+      try {
+        capabilities = this.capabilitiesFor(conn);
+        extendedCapabilities = this.extendedCapabilitiesFor(conn);
+      } catch (err) {
+        // The greeting mirrored another backend (a mixed fleet): this one cannot speak what the client
+        // negotiated, another may.
+        conn.destroy();
+        owner.logger.warn({ backend: conn.backend.addr, err: (err as Error).message }, 'backend lacks what the client negotiated; trying another');
+        exclude.add(conn.backend.addr);
+        continue;
+      }
       conn.channel.write(buildHandshakeResponse({
-        ...handshake, capabilities, extendedCapabilities: this.extendedCapabilitiesFor(conn),
-        authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
+        ...handshake, capabilities, extendedCapabilities, authPlugin: PROXY_AUTH_SWITCH_TRIGGER, authResponse: Buffer.alloc(0),
       }), conn.nextSeq);
       let relayedToClient = false;
       try {

@@ -12,7 +12,7 @@ import { freePort } from '../../../local-cluster/ports.js';
 import { startProxy, type LogLine, type TestProxy } from '../../harness/proxy.js';
 import { ClientPool, rejection, waitFor } from '../../harness/clients.js';
 import {
-  DEFAULT_CHARSET_ID, ER_PROXY_BACKEND_LOST, MYSQL_NATIVE_PASSWORD, PROXY_SUPPORTED_CAPABILITIES, SERVER_STATUS_AUTOCOMMIT,
+  CLIENT_LONG_PASSWORD, DEFAULT_CHARSET_ID, ER_PROXY_BACKEND_LOST, MYSQL_NATIVE_PASSWORD, PROXY_SUPPORTED_CAPABILITIES, SERVER_STATUS_AUTOCOMMIT,
 } from '../../../src/kernel/protocol/constants.js';
 import { buildGreeting } from '../../../src/kernel/protocol/handshake-packets.js';
 import { framePackets } from '../../../src/kernel/protocol/payload-writer.js';
@@ -319,7 +319,9 @@ describe('connection handling', () => {
         s.on('error', () => {});
         const greeting = buildGreeting({
           protocolVersion: 10, serverVersion: '5.5.5-10.11.0-MariaDB', connectionId: 1, salt: Buffer.alloc(20, 0x41),
-          capabilities: PROXY_SUPPORTED_CAPABILITIES, charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT,
+          // MariaDB 10.11's: CLIENT_MYSQL clear and its extended capabilities (mysql2 negotiates EXTENDED_METADATA).
+          capabilities: PROXY_SUPPORTED_CAPABILITIES & ~CLIENT_LONG_PASSWORD, extendedCapabilities: 0x1d,
+          charset: DEFAULT_CHARSET_ID, status: SERVER_STATUS_AUTOCOMMIT,
           authPlugin: MYSQL_NATIVE_PASSWORD,
         });
         s.write(framePackets(greeting, 0).packet);
