@@ -3,6 +3,7 @@
 //   node --import tsx bench/profile.ts [--test oltp_point_select] [--threads 64] [--time 15] [--top 25]
 //   [--plugin-dir bench/plugins]   (profile with a trivial onCommand tap)
 //   [--workload churn] [--workers 16]  (connect → SELECT 1 → quit loops instead of sysbench: the set-up path)
+//   [--capture]  (a traffic capture runs during the workload: its cost on the main thread)
 // Starts: one MariaDB (test harness), tiproxy under --cpu-prof, sysbench. Writes the .cpuprofile under .tmp/.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,18 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
+}
+
+/** Frames whose whole subtree is the capture's cost: the kernel's observation calls, the plugin, compression on the main thread. */
+const CAPTURE_FRAME = /\/kernel\/session\/observed-traffic\.ts|\/plugins\/traffic-capture\/|^node:zlib/;
+
+/** Samples in subtrees rooted at a capture frame (each counted once). */
+function captureSamples(nodes: ProfileNode[]): number {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const subtree = (n: ProfileNode): number => (n.hitCount ?? 0) + (n.children ?? []).reduce((sum, c) => sum + subtree(byId.get(c)!), 0);
+  const walk = (n: ProfileNode): number => (CAPTURE_FRAME.test(n.callFrame.url) ? subtree(n) : (n.children ?? []).reduce((sum, c) => sum + walk(byId.get(c)!), 0));
+  return walk(nodes[0]!);
 }
 
 const { values } = parseArgs({
@@ -30,6 +43,7 @@ const { values } = parseArgs({
     'plugin-dir': { type: 'string' },
     workload: { type: 'string', default: 'sysbench' },
     workers: { type: 'string', default: '16' },
+    capture: { type: 'boolean', default: false },
   },
 });
 
@@ -68,15 +82,22 @@ async function main(): Promise<void> {
     const common = { host: '127.0.0.1', user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE, tables: 1, tableSize: 10_000 };
     await sysbench('oltp_read_write', 'prepare', { ...common, port: db.port, threads: 1, time: 1 });
     const port = await freePort();
+    const apiPort = await freePort();
     const proxy = spawnTracked(process.execPath, [
       // From source (tsx), so frames name src/ files rather than one bundle.
       '--cpu-prof', '--cpu-prof-dir', dir, '--import', 'tsx', join(repoRoot, 'src/cli/tiproxy.ts'), '--addr', `127.0.0.1:${port}`,
-      '--api-addr', `127.0.0.1:${await freePort()}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(values['plugin-dir'] ? ['--plugin-dir', values['plugin-dir']] : []),
+      '--api-addr', `127.0.0.1:${apiPort}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn', ...(values['plugin-dir'] ? ['--plugin-dir', values['plugin-dir']] : []),
     ], { stdio: ['ignore', 'inherit', 'inherit'] });
     // From source on a busy machine, start-up can take several seconds.
     for (const deadline = Date.now() + 30_000; !(await accepts(port));) {
       if (proxy.exitCode !== null || Date.now() > deadline) throw new Error('tiproxy did not start listening');
       await new Promise((r) => setTimeout(r, 100));
+    }
+    if (values.capture) {
+      const r = await fetch(`http://127.0.0.1:${apiPort}/api/traffic/capture`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ output: join(dir, 'capture'), duration: Number(values.time) * 4 }),
+      });
+      if (!r.ok) throw new Error(`starting the capture: ${r.status} ${await r.text()}`);
     }
     const result = values.workload === 'churn'
       ? await churnLoop(port, Number(values.workers), Number(values.time))
@@ -105,6 +126,7 @@ async function main(): Promise<void> {
     const pct = (h: number) => `${((100 * h) / busy).toFixed(1)}%`;
     const what = values.workload === 'churn' ? `churn, ${values.workers} workers` : `${values.test}, ${values.threads} threads`;
     console.log(`\n${what}, ${values.time} s: ${result.qps.toFixed(0)} QPS; proxy busy ${(busy * perSampleMs / 1000).toFixed(2)} s of ${(total * perSampleMs / 1000).toFixed(2)} s sampled (${(busy * perSampleMs / 1000 / (result.queries / 10_000)).toFixed(3)} CPU s / 10k queries, main thread only)`);
+    if (values.capture) console.log(`capture's share of main-thread busy time (observed-traffic.ts, plugins/traffic-capture/, node:zlib, with callees): ${pct(captureSamples(profile.nodes))}`);
     console.log(`profile: ${join(dir, file)}\n\n| where (self time) | share of busy |\n|---|---|`);
     for (const [k, v] of [...byCategory].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| ${k} | ${pct(v)} |`);
     console.log(`\n| function | share of busy |\n|---|---|`);

@@ -1,72 +1,138 @@
 // What traffic capture costs the proxy: sysbench oltp_point_select at 64 threads (tiny queries, so
 // per-command overhead dominates) through one tiproxy CLI on a private MariaDB, runs alternating
 // between no capture and a running capture (started and cancelled through the admin API), so
-// background load on the shared machine hits both alike. Then the last capture is replayed (read-only,
+// background load on the shared machine hits both alike. Besides QPS, the proxy's CPU time per query
+// (main thread, and all threads: the capture's writer thread included) from /proc, which a loaded
+// machine disturbs far less than throughput. Then the last capture is replayed (read-only,
 // 10×) against the same server: the replayer's throughput in commands/s. Target: capture ≤ 5 % QPS.
-// `node --import tsx bench/traffic-capture-cost.ts [--time S] [--repeat N] [--threads N]`
-import { mkdtempSync, rmSync } from 'node:fs';
+// `node --import tsx bench/traffic-capture-cost.ts [--time S] [--repeat N] [--threads N] [--baseline DIR]`
+// --baseline DIR: also another build (a checkout at DIR with `npm run build` done) as tiproxy-base, its
+// off/on runs interleaved with this build's: before/after in one run.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureBuilt } from '../local-cluster/build.js';
 import { ROOT_PASSWORD, ROOT_USER, SBTEST_PASSWORD, SBTEST_USER, startMariaDB } from '../local-cluster/mariadb.js';
 import { tmpRoot } from '../local-cluster/paths.js';
 import { replayTraffic } from '../src/cli/traffic/traffic-replay.js';
-import { startProxyProcess } from '../test/harness/proxy.js';
+import { freePort } from '../local-cluster/ports.js';
+import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
+import { accepts, startProxyProcess } from '../test/harness/proxy.js';
 import { sysbench } from '../test/harness/sysbench.js';
 import { prepare, type SysbenchData } from './sysbench-runs.js';
 
 const TARGET_COST = 0.05;
-const { values: v } = parseArgs({ options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' } } });
+const { values: v } = parseArgs({
+  options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' }, baseline: { type: 'string' } },
+});
 const time = Number(v.time);
 const repeat = Number(v.repeat);
 const threads = Number(v.threads);
 
+/** A proxy the bench drives: its SQL port and admin API port. */
+interface BenchProxy {
+  port: number;
+  apiPort: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Another build's bin/tiproxy (the baseline), like startProxyProcess starts this one. */
+async function startBaseline(checkout: string, args: string[]): Promise<BenchProxy> {
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const child = spawnTracked(process.execPath, [join(checkout, 'bin', 'tiproxy'), '--addr', `127.0.0.1:${port}`, '--api-addr', `127.0.0.1:${apiPort}`, ...args], { stdio: 'ignore' });
+  for (const deadline = Date.now() + 30_000; !(await accepts(port));) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the baseline tiproxy (${checkout}) did not start listening`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, apiPort, pid: child.pid!, stop: () => stopProcess(child, { signal: 'SIGTERM', timeoutMs: 20_000 }) };
+}
+
+/** CPU seconds (user + system) of a process, or of one thread with `task`. */
+function cpuSeconds(pid: number, task?: number): number {
+  const stat = readFileSync(task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+interface Variant {
+  name: string;
+  proxy: BenchProxy;
+  qps: { off: number[]; on: number[] };
+  /** Microseconds of CPU per query: the main thread, and the whole process. */
+  mainUs: { off: number[]; on: number[] };
+  allUs: { off: number[]; on: number[] };
+  captured: { commands: number; dropped: number };
+}
+
 ensureBuilt();
 const db = await startMariaDB({ name: 'bench-capture', config: { max_connections: 1000, innodb_buffer_pool_size: '256M' } });
 const dir = mkdtempSync(join(tmpRoot, 'bench-capture-'));
-const qps = { off: [] as number[], on: [] as number[] };
 let lastCapture = '';
-let captured = { commands: 0, dropped: 0 };
 let replay: Awaited<ReturnType<typeof replayTraffic>> | null = null;
-const proxy = await startProxyProcess(['--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn']);
+const args = ['--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn'];
+const variants: Variant[] = [];
 try {
+  const fresh = () => ({ qps: { off: [], on: [] }, mainUs: { off: [], on: [] }, allUs: { off: [], on: [] }, captured: { commands: 0, dropped: 0 } });
+  const own = await startProxyProcess(args, { startTimeoutMs: 30_000 });
+  variants.push({ name: 'tiproxy', proxy: { ...own, pid: own.child.pid! }, ...fresh() });
+  if (v.baseline) variants.push({ name: 'tiproxy-base', proxy: await startBaseline(v.baseline, args), ...fresh() });
   const data: SysbenchData = { database: 'sbtest', tables: 4, tableSize: 10_000 };
   await prepare(db, data);
-  const api = async (path: string, body: unknown) => {
+  const api = async (proxy: BenchProxy, path: string, body: unknown) => {
     const r = await fetch(`http://127.0.0.1:${proxy.apiPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
     return r.json() as Promise<{ commands: number; dropped: number }>;
   };
   for (let run = 1; run <= repeat; run++) {
-    for (const mode of ['off', 'on'] as const) {
-      if (mode === 'on') {
-        lastCapture = join(dir, `run-${run}`);
-        await api('/api/traffic/capture', { output: lastCapture, duration: time * 4 });
-      }
+    // The order rotates, so neither variant nor mode always runs first.
+    const order = variants.flatMap((variant) => (['off', 'on'] as const).map((mode) => ({ variant, mode })));
+    for (let k = 0; k < order.length; k++) {
+      const { variant, mode } = order[(k + run - 1) % order.length]!;
+      const capture = join(dir, `${variant.name}-run-${run}`);
+      if (mode === 'on') await api(variant.proxy, '/api/traffic/capture', { output: capture, duration: time * 4 });
+      const pid = variant.proxy.pid;
+      const cpu0 = { main: cpuSeconds(pid, pid), all: cpuSeconds(pid) };
       const r = await sysbench('oltp_point_select', 'run', {
-        host: '127.0.0.1', port: proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: data.database,
+        host: '127.0.0.1', port: variant.proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: data.database,
         tables: data.tables, tableSize: data.tableSize, threads, time, extra: ['--db-ps-mode=disable'],
       });
-      if (mode === 'on') captured = await api('/api/traffic/cancel', {});
-      if (r.errors > 0) throw new Error(`capture ${mode}: ${r.errors} sysbench errors`);
-      qps[mode].push(r.qps);
-      process.stderr.write(`  point_select/${threads} capture ${mode} #${run}: ${r.qps.toFixed(0)} qps, p95 ${r.p95Ms} ms${mode === 'on' ? `, ${captured.commands} captured, ${captured.dropped} dropped` : ''}\n`);
+      const cpu = { main: cpuSeconds(pid, pid) - cpu0.main, all: cpuSeconds(pid) - cpu0.all };
+      if (mode === 'on') {
+        variant.captured = await api(variant.proxy, '/api/traffic/cancel', {});
+        if (variant.name === 'tiproxy') lastCapture = capture;
+      }
+      if (r.errors > 0) throw new Error(`${variant.name} capture ${mode}: ${r.errors} sysbench errors`);
+      variant.qps[mode].push(r.qps);
+      variant.mainUs[mode].push((cpu.main / r.queries) * 1e6);
+      variant.allUs[mode].push((cpu.all / r.queries) * 1e6);
+      process.stderr.write(`  ${variant.name} point_select/${threads} capture ${mode} #${run}: ${r.qps.toFixed(0)} qps, p95 ${r.p95Ms} ms, CPU/query ${((cpu.main / r.queries) * 1e6).toFixed(1)} µs main, ${((cpu.all / r.queries) * 1e6).toFixed(1)} µs all${mode === 'on' ? `, ${variant.captured.commands} captured, ${variant.captured.dropped} dropped` : ''}\n`);
     }
   }
   replay = await replayTraffic({
     input: lastCapture, target: `127.0.0.1:${db.port}`, user: ROOT_USER, password: ROOT_PASSWORD, speed: 10, readOnly: true, shard: null, key: null, connectTimeoutMs: 10_000,
   });
 } finally {
-  await proxy.stop();
+  for (const variant of variants) await variant.proxy.stop();
   await db.destroy();
   rmSync(dir, { recursive: true, force: true });
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const cost = 1 - median(qps.on) / median(qps.off);
-process.stdout.write([
-  `### traffic capture cost: oltp_point_select, ${threads} threads (median of ${repeat}, ${time} s each)`, '',
-  '| tiproxy | QPS |', '|---|---|', `| no capture | ${median(qps.off).toFixed(0)} |`, `| capturing | ${median(qps.on).toFixed(0)} |`, '',
-  `QPS cost of capture: ${(cost * 100).toFixed(1)} % (target ≤ ${TARGET_COST * 100} %): ${cost <= TARGET_COST ? 'pass' : 'FAIL'}; last capture: ${captured.commands} commands, ${captured.dropped} dropped`,
-  replay ? `replay of the last capture (read-only, 10×, ${replay.summary.sessions} sessions): ${replay.summary.replayed} commands in ${replay.summary.seconds} s = ${replay.summary.commandsPerSecond} commands/s, ${replay.summary.differences} differences` : '', '',
-].join('\n'));
+const lines = [
+  `### traffic capture cost: oltp_point_select, ${threads} threads (median of ${repeat}, ${time} s each, interleaved)`, '',
+  '| build | QPS off → on | QPS cost | main-thread CPU/query off → on | main CPU cost | process CPU/query off → on | process CPU cost |',
+  '|---|---|---|---|---|---|---|',
+];
+const pct = (on: number[], off: number[], more: boolean) => ((more ? median(on) / median(off) - 1 : 1 - median(on) / median(off)) * 100);
+for (const x of variants) {
+  const cost = pct(x.qps.on, x.qps.off, false);
+  lines.push(`| ${x.name} | ${median(x.qps.off).toFixed(0)} → ${median(x.qps.on).toFixed(0)} | ${cost.toFixed(1)} % ${cost <= TARGET_COST * 100 ? 'pass' : 'FAIL'} `
+    + `| ${median(x.mainUs.off).toFixed(1)} → ${median(x.mainUs.on).toFixed(1)} µs | ${pct(x.mainUs.on, x.mainUs.off, true).toFixed(1)} % `
+    + `| ${median(x.allUs.off).toFixed(1)} → ${median(x.allUs.on).toFixed(1)} µs | ${pct(x.allUs.on, x.allUs.off, true).toFixed(1)} % |`);
+}
+lines.push('', 'all runs (QPS off / on):', ...variants.map((x) => `  ${x.name}: ${x.qps.off.map((q) => q.toFixed(0)).join(' ')} / ${x.qps.on.map((q) => q.toFixed(0)).join(' ')}`));
+const main = variants[0]!;
+lines.push('', `target ≤ ${TARGET_COST * 100} %; last capture: ${main.captured.commands} commands, ${main.captured.dropped} dropped`);
+if (replay) lines.push(`replay of the last capture (read-only, 10×, ${replay.summary.sessions} sessions): ${replay.summary.replayed} commands in ${replay.summary.seconds} s = ${replay.summary.commandsPerSecond} commands/s, ${replay.summary.differences} differences`);
+process.stdout.write(lines.join('\n') + '\n');

@@ -12,7 +12,11 @@ try {
 }
 
 await build({
-  entryPoints: { tiproxy: 'src/cli/tiproxy.ts', tiproxyctl: 'src/cli/tiproxyctl.ts', plugin: 'src/plugin.ts' },
+  entryPoints: {
+    tiproxy: 'src/cli/tiproxy.ts', tiproxyctl: 'src/cli/tiproxyctl.ts', plugin: 'src/plugin.ts',
+    // The traffic capture's writer thread: a worker_thread needs a file of its own (traffic-file-writer.ts).
+    'traffic-writer-worker': 'src/plugins/traffic-capture/traffic-writer-worker.ts',
+  },
   outdir: 'dist',
   bundle: true,
   platform: 'node',

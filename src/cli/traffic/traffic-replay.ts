@@ -102,7 +102,7 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
       for (let k = 0; k < s.commands.length; k++) {
         const cmd = s.commands[k]!;
         await until(cmd.ts);
-        const payload = Buffer.from(cmd.p, 'base64');
+        const payload = cmd.p;
         const skip = (why: SkipReason) => void skipped[why]++;
         if (payload.length < cmd.len) {
           skip('truncated payload');

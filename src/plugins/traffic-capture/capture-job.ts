@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ObservedCommand, ObservedResult, SessionInfo, TrafficCaptureJob, TrafficObservation } from '../../plugin.js';
 import { TrafficFileWriter } from './traffic-file-writer.js';
-import { META_FILE, TRAFFIC_FORMAT_VERSION, type BootRecord, type CaptureMeta, type CommandRecord, type EndRecord } from './traffic-record.js';
+import { META_FILE, TRAFFIC_FORMAT_VERSION, type BootRecord, type CaptureMeta } from './traffic-record.js';
 
 export interface CaptureSettings {
   output: string;
@@ -19,31 +19,24 @@ export interface CaptureSettings {
   worker: number;
 }
 
-/** Commands of one session waiting for their response. */
-interface SessionCapture {
-  next: number;
-  waiting: CommandRecord[];
-}
-
-/** Beyond this many commands waiting for answers in one session (a pipelining client), the oldest are written without one. */
-const MAX_WAITING = 64;
-
 /**
- * One running capture: turns observed commands into records (a bootstrap the first time a session is
- * seen), pairs each with its outcome, and hands lines to the file writer. Stops after its duration, on
+ * One running capture: writes a bootstrap record the first time a session is seen, then each observed
+ * command and each outcome as binary records (the reader pairs them up). Stops after its duration, on
  * cancel, or when writing fails; then writes meta.json.
  */
 export class CaptureJob {
   readonly id: string;
   readonly startedAt = Date.now();
   private readonly t0 = performance.now();
-  private readonly sessions = new Map<number, SessionCapture>();
+  /** Sessions whose bootstrap record is written. */
+  private readonly sessions = new Set<number>();
   private readonly writer: TrafficFileWriter;
   private readonly timer: NodeJS.Timeout;
   private commands = 0;
   private truncated = 0;
   private sessionsSeen = 0;
   private endedAt: number | null = null;
+  private stopping = false;
   private status: CaptureMeta['status'] = 'running';
   private error: string | null = null;
   readonly finished: Promise<void>;
@@ -65,23 +58,13 @@ export class CaptureJob {
     this.writeMeta();
   }
 
+  /** False from the moment it stops (its status changes once its files are closed). */
   get running(): boolean {
-    return this.status === 'running';
+    return !this.stopping;
   }
 
   private now(): number {
-    return Math.round((performance.now() - this.t0) * 100) / 100;
-  }
-
-  private sessionOf(session: SessionInfo): SessionCapture {
-    let s = this.sessions.get(session.id);
-    if (!s) {
-      s = { next: 0, waiting: [] };
-      this.sessions.set(session.id, s);
-      this.sessionsSeen++;
-      this.writer.write(JSON.stringify(this.boot(session)));
-    }
-    return s;
+    return performance.now() - this.t0;
   }
 
   private boot(session: SessionInfo): BootRecord {
@@ -96,73 +79,45 @@ export class CaptureJob {
 
   command(c: ObservedCommand): void {
     if (!this.running) return;
-    const s = this.sessionOf(c.session);
+    const id = c.session.id;
+    if (!this.sessions.has(id)) {
+      this.sessions.add(id);
+      this.sessionsSeen++;
+      this.writer.writeJson(this.boot(c.session));
+    }
     const keep = Math.min(c.available, this.settings.maxPayloadBytes);
     if (keep < c.length) this.truncated++;
-    const record: CommandRecord = {
-      t: 'cmd', s: c.session.id, ts: this.now(), i: s.next++, c: c.command,
-      p: c.buf.toString('base64', c.offset, c.offset + keep), len: c.length,
-    };
-    this.commands++;
-    if (c.response === 0) {
-      this.emit(record);
-      return;
-    }
-    (record as CommandRecord & { n?: number }).n = c.response;
-    s.waiting.push(record);
-    if (s.waiting.length > MAX_WAITING) this.emit(s.waiting.shift()!);
+    if (this.writer.writeCommand(id, this.now(), c.response, c.buf, c.offset, keep, c.length)) this.commands++;
   }
 
   result(r: ObservedResult): void {
-    if (!this.running) return;
-    const s = this.sessions.get(r.session.id);
-    if (!s) return; // its command went out before the capture started
-    while (s.waiting.length > 0) {
-      const record = s.waiting[0]! as CommandRecord & { n?: number };
-      if (record.n! > r.response) return;
-      s.waiting.shift();
-      if (record.n === r.response) {
-        record.r = { err: r.isError ? r.errorCode || -1 : 0, aff: r.affectedRows, rows: r.rows, ms: Math.round(r.durationMs * 1000) / 1000 };
-        if (r.statementId !== 0) record.r.stmt = r.statementId;
-        this.emit(record);
-        return;
-      }
-      this.emit(record);
-    }
-  }
-
-  /** The record as one JSON line, built by hand: the hot path of a capture (same text JSON.stringify gives). */
-  private emit(record: CommandRecord): void {
-    const r = record.r;
-    const result = r ? `,"r":{"err":${r.err},"aff":${r.aff},"rows":${r.rows},"ms":${r.ms}${r.stmt !== undefined ? `,"stmt":${r.stmt}` : ''}}` : '';
-    this.writer.write(`{"t":"cmd","s":${record.s},"ts":${record.ts},"i":${record.i},"c":${record.c},"p":"${record.p}","len":${record.len}${result}}`);
+    // A result whose command went out before the capture started has no command record: the reader drops it.
+    if (!this.running || !this.sessions.has(r.session.id)) return;
+    this.writer.writeResult(r.session.id, r.response, r.isError ? r.errorCode || -1 : 0, r.affectedRows, r.rows, r.durationMs, r.statementId, null);
   }
 
   sessionClosed(session: SessionInfo): void {
-    const s = this.sessions.get(session.id);
-    if (!s || !this.running) return;
-    for (const record of s.waiting) this.emit(record);
-    this.sessions.delete(session.id);
-    const end: EndRecord = { t: 'end', s: session.id, ts: this.now() };
-    this.writer.write(JSON.stringify(end));
+    if (!this.running || !this.sessions.delete(session.id)) return;
+    this.writer.writeJson({ t: 'end', s: session.id, ts: this.now() });
   }
 
   /** Ends the capture: observation off (unless another job wants it), pending commands written, files closed, meta.json written. */
   async stop(status: 'done' | 'canceled' | 'failed', error?: string): Promise<void> {
-    if (!this.running) return this.finished;
-    this.status = status;
+    if (this.stopping) return this.finished;
+    this.stopping = true;
     this.error = error ?? null;
     clearTimeout(this.timer);
     this.traffic.setObserving(false);
-    for (const s of this.sessions.values()) for (const record of s.waiting) this.emit(record);
     this.sessions.clear();
     this.endedAt = Date.now();
+    let final = status;
     try {
       await this.writer.close();
     } catch (err) {
-      this.status = 'failed';
+      final = 'failed';
       this.error = (err as Error).message;
     }
+    this.status = final;
     this.writeMeta();
     this.onEnd(this);
     this.resolveFinished();

@@ -1,9 +1,9 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
-import type { Writable } from 'node:stream';
-import { createGzip } from 'node:zlib';
-import type { CipherGCM } from 'node:crypto';
-import { fileCipher } from './traffic-encryption.js';
+import { Worker } from 'node:worker_threads';
+import {
+  COMMAND_HEADER_BYTES, DIGEST_BYTES, JSON_HEADER_BYTES, RECORD_COMMAND, RECORD_JSON, RECORD_RESULT, RECORD_RESULT_DIGEST, RESULT_BYTES,
+  type BootRecord, type EndRecord,
+} from './traffic-record.js';
+import type { WriterThreadInput, WriterThreadMessage, WriterThreadOutput } from './traffic-writer-messages.js';
 
 export interface WriterOptions {
   dir: string;
@@ -16,117 +16,181 @@ export interface WriterOptions {
   rotateBytes: number;
   /** … or is this old. */
   rotateSeconds: number;
-  /** Lines waiting for the disk beyond this many bytes are dropped (and counted), never queued. */
+  /** Record buffers (filling, waiting for the writer thread, or free for reuse) never exceed this many bytes: records beyond are dropped and counted. */
   maxBufferBytes: number;
   /** Called once when writing fails (disk full, directory gone): the capture stops. */
   onError(err: Error): void;
 }
 
-/** How long lines gather before they go to the compressor together. */
-const FLUSH_MS = 20;
-const FLUSH_BYTES = 256 * 1024;
+/** Records gather in buffers of this size; a full one goes to the writer thread. */
+export const RECORD_BUFFER_BYTES = 256 * 1024;
+/**
+ * A buffer that is not full goes anyway after this long (a quiet proxy's records still reach the disk);
+ * not much shorter: each hand-over is a postMessage, which showed in the main thread's profile at 100 ms.
+ */
+const FLUSH_MS = 1000;
+const U32_MAX = 0xffffffff;
 
-interface OpenFile {
-  name: string;
-  head: Writable;
-  file: WriteStream;
-  cipher: CipherGCM | null;
-  openedAt: number;
-  closed: Promise<void>;
+/**
+ * The writer thread's script: beside this module — the .ts source under tsx (loaded through tsx's
+ * loader, which a worker does not inherit), the bundle's traffic-writer-worker.js in dist/.
+ */
+const WORKER_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_FILE = new URL(WORKER_SOURCE ? './traffic-writer-worker.ts' : './traffic-writer-worker.js', import.meta.url);
+
+function startWriterThread(input: WriterThreadInput): Worker {
+  if (!WORKER_SOURCE) return new Worker(WORKER_FILE, { workerData: input });
+  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(WORKER_FILE.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: input });
 }
 
 /**
- * Writes capture lines to rotated, compressed (and encrypted) files. Memory is bounded: lines are
- * batched, and when the batch plus what the compressor and the file still hold exceed maxBufferBytes the
- * line is refused (the caller counts it as dropped) — the proxy never waits for the disk.
+ * The main thread's side of writing a capture: encodes records (traffic-record.ts) straight into
+ * reused buffers — a few number writes and one payload copy per command, nothing allocated — and
+ * transfers each filled buffer to a writer thread that compresses, encrypts and writes it, then hands
+ * it back. Memory is bounded: when every buffer the bound allows is waiting for the disk, records are
+ * dropped and counted; the proxy never waits for the disk.
  */
 export class TrafficFileWriter {
   readonly files: string[] = [];
   dropped = 0;
-  lines = 0;
-  private batch: string[] = [];
-  private batchBytes = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private current: OpenFile | null = null;
-  private seq = 0;
+  records = 0;
+  private buf: Buffer | null = null;
+  private pos = 0;
+  private readonly free: Buffer[] = [];
+  /** Bytes of all record buffers in existence (filling, free, with the writer thread). */
+  private allocated = 0;
+  private readonly worker: Worker;
+  private readonly timer: NodeJS.Timeout;
   private failed = false;
-  private readonly closing: Array<Promise<void>> = [];
+  private exited = false;
+  private closing: Promise<void> | null = null;
+  private resolveClosed: (error: string | null) => void = () => {};
 
-  constructor(private readonly opts: WriterOptions) {}
+  constructor(private readonly opts: WriterOptions) {
+    this.worker = startWriterThread({
+      dir: opts.dir, prefix: opts.prefix, compress: opts.compress, key: opts.key ? new Uint8Array(opts.key) : null,
+      rotateBytes: opts.rotateBytes, rotateSeconds: opts.rotateSeconds,
+    });
+    this.worker.on('message', (m: WriterThreadOutput) => this.onMessage(m));
+    this.worker.on('error', (err) => {
+      this.fail(err);
+      this.resolveClosed(err.message);
+    });
+    this.worker.on('exit', () => {
+      this.exited = true;
+      this.resolveClosed(null);
+    });
+    this.worker.unref();
+    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.timer.unref();
+  }
 
-  /** Queues one line (without its newline); false when it was dropped. */
-  write(line: string): boolean {
-    if (this.failed) return false;
-    const size = line.length + 1;
-    if (this.batchBytes + size + this.buffered() > this.opts.maxBufferBytes) {
+  /** Makes room for a record of `size` bytes at this.pos of this.buf; false when it is dropped. */
+  private reserve(size: number): boolean {
+    if (this.buf !== null && this.pos + size <= this.buf.length) return true;
+    if (this.failed || this.closing) {
       this.dropped++;
       return false;
     }
-    this.batch.push(line);
-    this.batchBytes += size;
-    this.lines++;
-    if (this.batchBytes >= FLUSH_BYTES) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    this.flush();
+    const reused = size <= RECORD_BUFFER_BYTES ? this.free.pop() : undefined;
+    if (reused) {
+      this.buf = reused;
+    } else {
+      const bytes = Math.max(size, RECORD_BUFFER_BYTES);
+      if (this.allocated + bytes > this.opts.maxBufferBytes) {
+        this.dropped++;
+        return false;
+      }
+      this.allocated += bytes;
+      // Not from the shared pool: its whole ArrayBuffer is transferred to the writer thread.
+      this.buf = Buffer.allocUnsafeSlow(bytes);
+    }
+    this.pos = 0;
     return true;
   }
 
-  /** Bytes handed to the compressor/cipher/file stream and not yet on disk. */
-  private buffered(): number {
-    const f = this.current;
-    return f ? f.head.writableLength + (f.cipher?.writableLength ?? 0) + f.file.writableLength : 0;
+  /** A command: `kept` bytes of its payload at src[off…] (the payload is `length` long). */
+  writeCommand(session: number, ts: number, response: number, src: Buffer, off: number, kept: number, length: number): boolean {
+    if (!this.reserve(COMMAND_HEADER_BYTES + kept)) return false;
+    const b = this.buf!;
+    const p = this.pos;
+    b[p] = RECORD_COMMAND;
+    b.writeUInt32LE(session, p + 1);
+    b.writeDoubleLE(ts, p + 5);
+    b.writeUInt32LE(response, p + 13);
+    b.writeUInt32LE(length, p + 17);
+    b.writeUInt32LE(kept, p + 21);
+    src.copy(b, p + COMMAND_HEADER_BYTES, off, off + kept);
+    this.pos = p + COMMAND_HEADER_BYTES + kept;
+    this.records++;
+    return true;
   }
 
+  /** A response's outcome; `digest` (20 bytes) when the capture digests result rows. */
+  writeResult(session: number, response: number, err: number, affected: number, rows: number, ms: number, statementId: number, digest: Buffer | null): boolean {
+    if (!this.reserve(RESULT_BYTES + (digest ? DIGEST_BYTES : 0))) return false;
+    const b = this.buf!;
+    const p = this.pos;
+    b[p] = digest ? RECORD_RESULT_DIGEST : RECORD_RESULT;
+    b.writeUInt32LE(session, p + 1);
+    b.writeUInt32LE(response, p + 5);
+    b.writeInt32LE(err, p + 9);
+    b.writeUInt32LE(Math.min(affected, U32_MAX), p + 13);
+    b.writeUInt32LE(Math.min(rows, U32_MAX), p + 17);
+    b.writeDoubleLE(ms, p + 21);
+    b.writeUInt32LE(statementId, p + 29);
+    this.pos = p + RESULT_BYTES;
+    if (digest) this.pos += digest.copy(b, this.pos, 0, DIGEST_BYTES);
+    this.records++;
+    return true;
+  }
+
+  /** A session's bootstrap or end (rare: JSON). */
+  writeJson(record: BootRecord | EndRecord): boolean {
+    const text = JSON.stringify(record);
+    const size = Buffer.byteLength(text);
+    if (!this.reserve(JSON_HEADER_BYTES + size)) return false;
+    const b = this.buf!;
+    b[this.pos] = RECORD_JSON;
+    b.writeUInt32LE(size, this.pos + 1);
+    this.pos += JSON_HEADER_BYTES + b.write(text, this.pos + JSON_HEADER_BYTES, 'utf8');
+    this.records++;
+    return true;
+  }
+
+  /** Hands the filling buffer to the writer thread. */
   private flush(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    if (this.batch.length === 0 || this.failed) return;
-    let f = this.current;
-    if (f && (f.file.bytesWritten >= this.opts.rotateBytes || Date.now() - f.openedAt >= this.opts.rotateSeconds * 1000)) {
-      this.closing.push(this.finish(f));
-      f = this.current = null;
-    }
-    f ??= this.current = this.open();
-    const text = this.batch.join('\n') + '\n';
-    this.batch = [];
-    this.batchBytes = 0;
-    f.head.write(text);
+    const b = this.buf;
+    if (b === null || this.pos === 0 || this.failed) return;
+    this.buf = null;
+    this.post({ type: 'data', buffer: b.buffer as ArrayBuffer, length: this.pos }, [b.buffer as ArrayBuffer]);
+    this.pos = 0;
   }
 
-  private open(): OpenFile {
-    this.seq++;
-    const ext = (this.opts.compress === 'gzip' ? '.jsonl.gz' : '.jsonl') + (this.opts.key ? '.enc' : '');
-    const name = `${this.opts.prefix}-${String(this.seq).padStart(5, '0')}${ext}`;
-    const file = createWriteStream(join(this.opts.dir, name), { flags: 'wx' });
-    let cipher: CipherGCM | null = null;
-    let head: Writable = file;
-    if (this.opts.key) {
-      const c = fileCipher(this.opts.key);
-      file.write(c.header);
-      cipher = c.cipher;
-      // The auth tag follows the ciphertext, so the file is ended by hand once the cipher is done.
-      cipher.pipe(file, { end: false });
-      cipher.once('end', () => {
-        file.write(c.cipher.getAuthTag());
-        file.end();
-      });
-      head = cipher;
+  private post(message: WriterThreadMessage, transfer?: ArrayBuffer[]): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  private onMessage(m: WriterThreadOutput): void {
+    switch (m.type) {
+      case 'free': {
+        const b = Buffer.from(m.buffer);
+        if (b.length === RECORD_BUFFER_BYTES && !this.closing && !this.failed) this.free.push(b);
+        else this.allocated -= b.length;
+        break;
+      }
+      case 'file':
+        this.files.push(m.name);
+        break;
+      case 'error':
+        this.fail(new Error(m.message));
+        break;
+      case 'closed':
+        this.resolveClosed(m.error);
+        break;
     }
-    if (this.opts.compress === 'gzip') {
-      const gzip = createGzip({ level: 1 });
-      gzip.pipe(head);
-      head = gzip;
-    }
-    const closed = new Promise<void>((resolve) => {
-      file.once('close', resolve);
-      file.once('error', (err) => {
-        this.fail(err);
-        resolve();
-      });
-    });
-    this.files.push(name);
-    return { name, head, file, cipher, openedAt: Date.now(), closed };
   }
 
   private fail(err: Error): void {
@@ -135,16 +199,21 @@ export class TrafficFileWriter {
     this.opts.onError(err);
   }
 
-  private finish(f: OpenFile): Promise<void> {
-    f.head.end();
-    return f.closed;
-  }
-
-  /** Writes what is queued and closes the files. */
-  async close(): Promise<void> {
-    this.flush();
-    if (this.current) this.closing.push(this.finish(this.current));
-    this.current = null;
-    await Promise.all(this.closing);
+  /** Writes what is buffered, closes the files and ends the writer thread. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.timer);
+      this.worker.ref(); // the files are finished even when nothing else keeps the process running
+      this.flush();
+      this.buf = null;
+      this.free.length = 0;
+      const closed = new Promise<string | null>((resolve) => (this.resolveClosed = resolve));
+      if (this.exited) this.resolveClosed(null);
+      else this.post({ type: 'close' });
+      const error = await closed;
+      await this.worker.terminate();
+      if (error) throw new Error(error);
+    })();
+    return this.closing;
   }
 }

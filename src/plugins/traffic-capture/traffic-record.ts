@@ -1,11 +1,33 @@
 /**
- * The capture file format (docs/traffic.md): JSON lines, one record per line, gzip-compressed and
- * optionally AES-256-GCM-encrypted, rotated into traffic-<worker>-<seq>.jsonl.gz[.enc] files, with a
- * meta.json beside them. The replayer (src/cli/traffic/) reads what this file describes.
+ * The capture file format (docs/traffic.md). Format 2: binary records, gzip-compressed (one gzip member
+ * per batch) and optionally AES-256-GCM-encrypted, rotated into traffic-w<worker>-<seq>.bin.gz[.enc]
+ * files, with a meta.json beside them. Format 1 (JSON lines, .jsonl.gz) is still read. The replayer
+ * (src/cli/traffic/) reads what the reader makes of either.
+ *
+ * Binary records, little-endian, one after another:
+ *   COMMAND   u8 1, u32 session, f64 ts (ms since the start), u32 response (0: no response), u32 length,
+ *             u32 kept, kept payload bytes (command byte first; kept < length when truncated)
+ *   RESULT    u8 2, u32 session, u32 response, i32 err (0: OK), u32 affected, u32 rows (both saturate),
+ *             f64 ms, u32 statement id (COM_STMT_PREPARE)
+ *   RESULT_DIGEST  as RESULT, then 20 bytes: SHA-1 of the result rows
+ *   JSON      u8 4, u32 length, a UTF-8 JSON BootRecord or EndRecord
+ * A command and its result are written as they happen; the reader pairs them by session and response.
  */
 
-export const TRAFFIC_FORMAT_VERSION = 1;
+export const TRAFFIC_FORMAT_VERSION = 2;
+/** Formats this version reads. */
+export const READABLE_FORMATS: readonly number[] = [1, 2];
 export const META_FILE = 'meta.json';
+
+export const RECORD_COMMAND = 1;
+export const RECORD_RESULT = 2;
+export const RECORD_RESULT_DIGEST = 3;
+export const RECORD_JSON = 4;
+/** Bytes of a COMMAND record before its payload. */
+export const COMMAND_HEADER_BYTES = 1 + 4 + 8 + 4 + 4 + 4;
+export const RESULT_BYTES = 1 + 4 + 4 + 4 + 4 + 4 + 8 + 4;
+export const DIGEST_BYTES = 20;
+export const JSON_HEADER_BYTES = 1 + 4;
 
 /** A session's state when the capture first saw it (sessions open before the capture started included). */
 export interface BootRecord {
@@ -40,8 +62,11 @@ export interface ResultRecord {
   ms: number;
   /** For COM_STMT_PREPARE: the statement id the client got (its executes name it). */
   stmt?: number;
+  /** SHA-1 (hex) of the result rows, when the capture was started with a result digest. */
+  digest?: string;
 }
 
+/** A captured command as the reader gives it (either format). */
 export interface CommandRecord {
   t: 'cmd';
   s: number;
@@ -50,8 +75,8 @@ export interface CommandRecord {
   i: number;
   /** Command byte. */
   c: number;
-  /** The payload, command byte first, base64. Shorter than `len` when truncated. */
-  p: string;
+  /** The payload, command byte first. Shorter than `len` when truncated. */
+  p: Buffer;
   /** The payload's whole length in bytes. */
   len: number;
   /** The outcome; absent for commands the server does not answer or whose answer was not seen. */
@@ -75,6 +100,8 @@ export interface CaptureMeta {
   endedAt: number | null;
   compress: 'gzip' | 'none';
   encrypted: boolean;
+  /** Results carry a digest of their rows. */
+  resultDigest?: boolean;
   files: string[];
   commands: number;
   /** Records dropped because the writer fell behind (memory bound). */

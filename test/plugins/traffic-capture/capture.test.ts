@@ -6,10 +6,11 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { startMariaDB, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { definePlugin } from '../../../src/plugin.js';
 import { readCapture } from '../../../src/plugins/traffic-capture/traffic-file-reader.js';
-import { TrafficFileWriter } from '../../../src/plugins/traffic-capture/traffic-file-writer.js';
+import { RECORD_BUFFER_BYTES, TrafficFileWriter } from '../../../src/plugins/traffic-capture/traffic-file-writer.js';
 import type { BootRecord, CommandRecord } from '../../../src/plugins/traffic-capture/traffic-record.js';
 import { ClientPool, waitFor } from '../../harness/clients.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
@@ -27,7 +28,7 @@ const counter = definePlugin<never>({
   },
 });
 
-const sqlOf = (r: CommandRecord) => Buffer.from(r.p, 'base64').toString('utf8', 1);
+const sqlOf = (r: CommandRecord) => r.p.toString('utf8', 1);
 
 describe('traffic-capture plugin', () => {
   let db: MariaDBInstance;
@@ -90,7 +91,7 @@ describe('traffic-capture plugin', () => {
     assert.equal(job.status, 'canceled');
     assert.equal(job.dropped, 0);
     assert.equal(job.encrypted, true);
-    assert.ok(readdirSync(output).some((f) => f.endsWith('.jsonl.gz.enc')));
+    assert.ok(readdirSync(output).some((f) => f.endsWith('.bin.gz.enc')));
 
     assert.throws(() => readCapture(output, null), /is encrypted/);
     assert.throws(() => readCapture(output, Buffer.alloc(32, 1)), /cannot be decrypted/);
@@ -111,7 +112,7 @@ describe('traffic-capture plugin', () => {
     assert.equal(lateCmds.find((r) => sqlOf(r) === 'SELECT * FROM kv')?.r?.rows, 2);
     assert.equal(lateCmds.find((r) => sqlOf(r).includes('no_such_table'))?.r?.err, 1146);
     const big = lateCmds.find((r) => sqlOf(r).includes('AS big'))!;
-    assert.equal(Buffer.from(big.p, 'base64').length, big.len, 'a command spanning socket chunks is recorded whole');
+    assert.equal(big.p.length, big.len, 'a command spanning socket chunks is recorded whole');
     assert.ok(records.some((r) => r.t === 'end' && r.s !== earlyId), 'the late session ended during the capture');
     // Commands are numbered in order per session.
     const seq = records.filter((r): r is CommandRecord => r.t === 'cmd' && r.s === insert.s).map((r) => r.i).sort((a, b) => a - b);
@@ -132,7 +133,7 @@ describe('traffic-capture plugin', () => {
     await waitFor('the capture to end', async () => ((await (await api('/api/traffic')).json()) as Array<{ status: string }>)[0]?.status === 'done', 5000, 50);
     const meta = JSON.parse(readFileSync(join(output, 'meta.json'), 'utf8')) as { status: string; files: string[] };
     assert.equal(meta.status, 'done');
-    assert.match(meta.files[0]!, /^traffic-w0-00001\.jsonl$/);
+    assert.match(meta.files[0]!, /^traffic-w0-00001\.bin$/);
     assert.ok(readCapture(output, null).records.some((r) => r.t === 'cmd' && sqlOf(r).includes('SELECT 2')));
   });
 
@@ -147,31 +148,62 @@ describe('traffic-capture plugin', () => {
 });
 
 describe('traffic file writer', () => {
-  it('drops and counts lines beyond its memory bound instead of queueing them, and rotates by size', async () => {
+  it('drops and counts records beyond its memory bound instead of queueing them, and rotates by size', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tiproxy-writer-'));
     try {
       const errors: Error[] = [];
+      // Room for one record buffer: while it is with the writer thread, nothing else fits.
       const writer = new TrafficFileWriter({
-        dir, prefix: 'traffic-w0', compress: 'gzip', key: null, rotateBytes: 4096, rotateSeconds: 600, maxBufferBytes: 300_000,
+        dir, prefix: 'traffic-w0', compress: 'gzip', key: null, rotateBytes: 4096, rotateSeconds: 600, maxBufferBytes: RECORD_BUFFER_BYTES + 1000,
         onError: (e) => errors.push(e),
       });
-      // Random padding: compressed, each line still takes ~450 bytes on disk, so files fill up.
-      const line = (ts: number) => JSON.stringify({ t: 'end', s: 1, ts, pad: randomBytes(450).toString('hex') });
+      // Random payloads, each its own: compressed, each record still takes ~450 bytes on disk, so files fill up.
+      const written: Buffer[] = [];
+      const write = (session: number) => {
+        const payload = Buffer.concat([Buffer.from([COM_QUERY]), randomBytes(449)]);
+        const ok = writer.writeCommand(session, 0, 0, payload, 0, payload.length, payload.length);
+        if (ok) written.push(payload);
+        return ok;
+      };
       // Written in one go, faster than any disk: the bound must cut in.
       let accepted = 0;
-      for (let i = 0; i < 2000; i++) if (writer.write(line(0))) accepted++;
-      assert.ok(writer.dropped > 0, 'some lines were dropped');
+      for (let i = 0; i < 2000; i++) if (write(1)) accepted++;
+      assert.ok(writer.dropped > 0, 'some records were dropped');
       assert.equal(accepted + writer.dropped, 2000);
-      // Later, once written out, it accepts again (several batches: several files).
+      // Later, once written out, it accepts again (several buffers: several files).
+      await waitFor('the writer thread to hand the first buffer back', () => write(2), 20_000, 50);
+      accepted++;
       for (let k = 0; k < 5; k++) {
-        await new Promise((r) => setTimeout(r, 100));
-        for (let i = 0; i < 100; i++) if (writer.write(line(k + 1))) accepted++;
+        await new Promise((r) => setTimeout(r, 150));
+        for (let i = 0; i < 100; i++) if (write(2 + k)) accepted++;
       }
       await writer.close();
       assert.deepEqual(errors, []);
       assert.ok(writer.files.length > 1, `rotated into ${writer.files.length} files`);
-      const { records } = readCapture(dir, null);
+      const { records, badLines } = readCapture(dir, null);
+      assert.equal(badLines, 0);
       assert.equal(records.length, accepted);
+      assert.deepEqual(records.map((r) => (r.t === 'cmd' ? r.p.toString('hex') : r.t)), written.map((p) => p.toString('hex')), 'payloads come back intact, in order');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('still reads a format 1 capture (JSON lines) as the replayer needs it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiproxy-format1-'));
+    try {
+      const lines = [
+        { t: 'boot', s: 7, ts: 0, user: 'app', db: 'test', sets: [], prepares: [], stmts: [], inTx: false, unseen: null },
+        { t: 'cmd', s: 7, ts: 1.5, i: 0, c: COM_QUERY, p: Buffer.from('\x03SELECT 1', 'latin1').toString('base64'), len: 9, r: { err: 0, aff: 0, rows: 1, ms: 0.2 } },
+      ].map((r) => JSON.stringify(r)).join('\n') + '\n';
+      writeFileSync(join(dir, 'traffic-w0-00001.jsonl.gz'), gzipSync(lines));
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify({ format: 1, status: 'done' }));
+      const { records } = readCapture(dir, null);
+      const cmd = records.find((r): r is CommandRecord => r.t === 'cmd')!;
+      assert.equal(sqlOf(cmd), 'SELECT 1');
+      assert.deepEqual(cmd.r, { err: 0, aff: 0, rows: 1, ms: 0.2 });
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify({ format: 99, status: 'done' }));
+      assert.throws(() => readCapture(dir, null), /capture format 99 is not supported/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,96 @@
+/**
+ * The capture's writer thread (a worker_thread started by TrafficFileWriter): receives filled record
+ * buffers, compresses each into one gzip member, encrypts, writes, rotates files, and hands every buffer
+ * back for reuse — so neither compression nor encryption nor disk I/O runs on the proxy's main thread.
+ * Everything here is synchronous: this thread does nothing else.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { gzipSync } from 'node:zlib';
+import type { CipherGCM } from 'node:crypto';
+import { fileCipher } from './traffic-encryption.js';
+import type { WriterThreadInput, WriterThreadMessage, WriterThreadOutput } from './traffic-writer-messages.js';
+
+const settings = workerData as WriterThreadInput;
+const key = settings.key ? Buffer.from(settings.key) : null;
+const port = parentPort!;
+
+interface OpenFile {
+  fd: number;
+  cipher: CipherGCM | null;
+  bytes: number;
+  openedAt: number;
+}
+
+let current: OpenFile | null = null;
+let seq = 0;
+let failed = false;
+
+function post(message: WriterThreadOutput, transfer?: ArrayBuffer[]): void {
+  port.postMessage(message, transfer);
+}
+
+function open(): OpenFile {
+  seq++;
+  const name = `${settings.prefix}-${String(seq).padStart(5, '0')}.bin${settings.compress === 'gzip' ? '.gz' : ''}${key ? '.enc' : ''}`;
+  const fd = openSync(join(settings.dir, name), 'wx');
+  const f: OpenFile = { fd, cipher: null, bytes: 0, openedAt: Date.now() };
+  if (key) {
+    const c = fileCipher(key);
+    writeSync(fd, c.header);
+    f.cipher = c.cipher;
+  }
+  post({ type: 'file', name });
+  return f;
+}
+
+function writeOut(f: OpenFile, data: Buffer): void {
+  const out = f.cipher ? f.cipher.update(data) : data;
+  for (let off = 0; off < out.length;) off += writeSync(f.fd, out, off);
+  f.bytes += out.length;
+}
+
+function finish(f: OpenFile): void {
+  // The auth tag follows the ciphertext (traffic-encryption.ts).
+  if (f.cipher) {
+    const last = f.cipher.final();
+    if (last.length > 0) writeSync(f.fd, last);
+    writeSync(f.fd, f.cipher.getAuthTag());
+  }
+  closeSync(f.fd);
+}
+
+function write(data: Buffer): void {
+  let f = current;
+  if (f && (f.bytes >= settings.rotateBytes || Date.now() - f.openedAt >= settings.rotateSeconds * 1000)) {
+    finish(f);
+    f = current = null;
+  }
+  f ??= current = open();
+  writeOut(f, settings.compress === 'gzip' ? gzipSync(data, { level: 1 }) : data);
+}
+
+port.on('message', (m: WriterThreadMessage) => {
+  if (m.type === 'data') {
+    if (!failed) {
+      try {
+        write(Buffer.from(m.buffer, 0, m.length));
+      } catch (err) {
+        failed = true;
+        post({ type: 'error', message: (err as Error).message });
+      }
+    }
+    post({ type: 'free', buffer: m.buffer, written: m.length }, [m.buffer]);
+    return;
+  }
+  // close
+  let message: string | null = null;
+  try {
+    if (current && !failed) finish(current);
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  current = null;
+  post({ type: 'closed', error: message });
+});
