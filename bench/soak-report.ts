@@ -27,7 +27,7 @@ export function thin(samples: readonly SoakSample[], everyS: number): SoakSample
 
 export function samplesTable(samples: readonly SoakSample[], everyS: number): string {
   return markdownTable(
-    ['time', 'RSS MiB', 'heap MiB', 'fds', 'sessions', 'client errors', 'db errors (ignored)'],
+    ['time', 'RSS MiB', 'heap MiB', 'fds', 'sessions', 'client errors', 'db errors'],
     thin(samples, everyS).map((s) => [clock(s.t), mib(s.rssBytes), mib(s.heapUsedBytes), String(s.fds), String(s.sessions),
       String(s.clientErrors), String(s.dbErrors)]),
   );
@@ -49,7 +49,7 @@ export function verdictText(v: SoakVerdict): string {
     table,
     '',
     `Warm-up excluded: the first ${v.warmupS} s. Client-visible errors not caused by the database: ${v.clientErrors}. `
-      + `Database errors (Galera deadlocks/certification failures sysbench ignored): ${v.dbErrors}. `
+      + `Database errors (deadlocks, certification failures, lock waits, lost quorum: bench/soak-errors.ts): ${v.dbErrors}. `
       + `Scheduled operations that did not land: ${v.failedOperations}. `
       + `Sessions left after all clients quit: ${v.sessionsAfterLoad ?? 'not measured'}.`,
     '',

@@ -9,8 +9,9 @@
 // sessions move when a node leaves. During the run, each on its own schedule:
 //   * connection churn: mysql2 connect → SELECT 1 → quit loops;
 //   * idle-ish clients: long-lived mysql2 connections asking SELECT @@port every 2 s (they get moved);
-//   * sysbench oltp_read_write, a few threads, ignoring the database's own errors (1213 Galera
-//     deadlock/certification failure, 1205 lock wait timeout, 1020 record changed) and counting them;
+//   * sysbench oltp_read_write, a few threads, in one-minute runs, ignoring the database's own errors
+//     (1213 Galera deadlock/certification failure, 1205 lock wait timeout, 1020 record changed) and
+//     counting them;
 //   * rolling restarts, one node at a time: deregister (stop its registrar) → wait until the proxy has
 //     no session on it (GET /api/sessions?backend=ADDR) → restart mariadbd (rejoins by IST) → register;
 //   * plugin reloads: a small plugin in the hot plugin directory written in place, renamed over,
@@ -19,8 +20,10 @@
 //     build a new plugin generation.
 // Every --sample seconds: the proxy's RSS (/proc/<pid>/status), V8 heap in use and sessions
 // (GET /metrics), open file descriptors (/proc/<pid>/fd). At the end: the verdict (bench/soak-verdict.ts)
-// — flat or not, slope per hour — and zero client-visible errors beyond the database's own. Any other
-// client error (connection lost, a proxy error 9xxx, a sysbench reconnect or abort) counts against the proxy.
+// — flat or not, slope per hour — and zero client-visible errors beyond the database's own (the server
+// error codes of bench/soak-errors.ts: deadlocks, lock waits, Galera without quorum). Any other client
+// error (connection lost, a proxy error 9xxx, a sysbench reconnect or abort on another error) counts
+// against the proxy.
 // Prints a markdown table (one row per --table-every seconds) and writes JSON (default
 // bench/results/soak-<date>.json).
 import type { ChildProcess } from 'node:child_process';
@@ -40,6 +43,7 @@ import { startRegistrar, type RegistrarProcess } from '../local-cluster/registra
 import { sysbench } from '../test/harness/sysbench.js';
 import { rss } from './cpu.js';
 import { writeJson } from './report.js';
+import { DATABASE_ERROR_CODES, databaseErrorCode, sysbenchFatalCodes } from './soak-errors.js';
 import { samplesTable, verdictText } from './soak-report.js';
 import { soakVerdict, type SoakSample, type SoakVerdict } from './soak-verdict.js';
 
@@ -74,6 +78,8 @@ interface SoakRecord {
   samples: SoakSample[];
   operations: Operation[];
   clientErrorExamples: string[];
+  dbErrorsByCode: Record<string, number>;
+  dbErrorExamples: string[];
   churnConnections: number;
   idleQueries: number;
   sysbench: { runs: number; transactions: number; queries: number; ignoredErrors: number; reconnects: number; failures: string[] };
@@ -141,16 +147,32 @@ let stopping = false;
 let clientErrors = 0;
 const clientErrorExamples: string[] = [];
 let dbErrors = 0;
+/** Database errors by code ("ignored" for those sysbench ignored and counted without a code). */
+const dbErrorsByCode: Record<string, number> = {};
+const dbErrorExamples: string[] = [];
 let churnConnections = 0;
 let idleQueries = 0;
 const operations: Operation[] = [];
 const proxyWarnings: Record<string, number> = {};
 const sb = { runs: 0, transactions: 0, queries: 0, ignoredErrors: 0, reconnects: 0, failures: [] as string[] };
 
-function clientError(where: string, err: unknown): void {
-  clientErrors++;
+function describe(where: string, err: unknown): string {
   const e = err as { code?: string; errno?: number; message?: string };
-  if (clientErrorExamples.length < 50) clientErrorExamples.push(`${since().toFixed(0)} s ${where}: ${e.errno ?? ''} ${e.code ?? ''} ${e.message ?? String(err)}`);
+  return `${since().toFixed(0)} s ${where}: ${e.errno ?? ''} ${e.code ?? ''} ${e.message ?? String(err)}`;
+}
+
+function databaseError(code: number | 'ignored', where: string, err: unknown, count = 1): void {
+  dbErrors += count;
+  dbErrorsByCode[code] = (dbErrorsByCode[code] ?? 0) + count;
+  if (code !== 'ignored' && dbErrorExamples.length < 20) dbErrorExamples.push(describe(where, err));
+}
+
+/** A client saw an error: the database's own (DATABASE_ERROR_CODES) or else counted against the proxy. */
+function clientError(where: string, err: unknown): void {
+  const code = databaseErrorCode(err);
+  if (code !== undefined) return databaseError(code, where, err);
+  clientErrors++;
+  if (clientErrorExamples.length < 50) clientErrorExamples.push(describe(where, err));
 }
 
 // ---- the cluster and the proxy ----
@@ -317,13 +339,15 @@ try {
   // ---- load ----
   const churn = async (w: number): Promise<void> => {
     while (loadRunning()) {
+      let conn: mysql.Connection | undefined;
       try {
-        const conn = await mysql.createConnection(client);
+        conn = await mysql.createConnection(client);
         await conn.query('SELECT 1');
         await conn.end();
         churnConnections++;
       } catch (err) {
         clientError(`churn worker ${w}`, err);
+        conn?.destroy(); // a failed query leaves the connection open: not a session for the proxy to keep
       }
       await sleep(options.churnPauseMs);
     }
@@ -359,12 +383,16 @@ try {
         sb.queries += r.queries;
         sb.ignoredErrors += r.errors;
         sb.reconnects += r.reconnects;
-        dbErrors += r.errors;
+        if (r.errors > 0) databaseError('ignored', 'sysbench', null, r.errors);
         if (r.reconnects > 0) for (let i = 0; i < r.reconnects; i++) clientError('sysbench', new Error('reconnect'));
       } catch (err) {
         const text = (err as Error).message;
         sb.failures.push(text.split('\n').filter((l) => /FATAL|error|exited/i.test(l)).slice(0, 5).join(' | '));
-        clientError('sysbench', new Error(text.split('\n').find((l) => /FATAL/.test(l)) ?? text.split('\n')[0]));
+        const codes = sysbenchFatalCodes(text);
+        const fatal = new Error(text.split('\n').find((l) => /FATAL/.test(l)) ?? text.split('\n')[0]);
+        // The run ended on the database's error (e.g. 1180 while Galera had no quorum): not the proxy's.
+        if (codes.length > 0 && codes.every((c) => DATABASE_ERROR_CODES.has(c))) databaseError(codes[0]!, 'sysbench run', fatal);
+        else clientError('sysbench', fatal);
         await sleep(1000);
       }
     }
@@ -531,7 +559,7 @@ try {
   const record: SoakRecord = {
     command: `node --import tsx bench/soak.ts ${process.argv.slice(2).join(' ')}`.trim(),
     startedAt: new Date(loadStartedAt).toISOString(), node: process.version, cpus: cpus().length,
-    loadavgStart, loadavgEnd: loadavg(), options, samples, operations, clientErrorExamples, churnConnections, idleQueries,
+    loadavgStart, loadavgEnd: loadavg(), options, samples, operations, clientErrorExamples, dbErrorsByCode, dbErrorExamples, churnConnections, idleQueries,
     sysbench: sb, migrations, proxyWarnings, sessionsAfterLoad, fdsAfterLoad, verdict,
   };
   const out = values.out ?? join(repoRoot, 'bench', 'results', `soak-${new Date(loadStartedAt).toISOString().replace(/[:.]/g, '-')}.json`);
@@ -544,6 +572,7 @@ try {
     + `(${sb.runs} run(s)), ${sb.ignoredErrors} ignored database errors, ${sb.reconnects} reconnects. After the load: `
     + `${sessionsAfterLoad ?? '?'} sessions, ${fdsAfterLoad ?? '?'} fds. Load average at the start / end: ${loadavgStart.map((x) => x.toFixed(1)).join(' ')} / `
     + `${loadavg().map((x) => x.toFixed(1)).join(' ')}.\n`);
+  process.stdout.write(`Database errors by code: ${JSON.stringify(dbErrorsByCode)}${dbErrorExamples.length ? ` (e.g. ${dbErrorExamples.slice(0, 3).join('; ')})` : ''}\n`);
   process.stdout.write(`Migrations (reason/result): ${JSON.stringify(migrations)}\n`);
   if (Object.keys(proxyWarnings).length) process.stdout.write(`Proxy warnings: ${JSON.stringify(proxyWarnings)}\n`);
   if (clientErrorExamples.length) process.stdout.write(`Client errors (first ${clientErrorExamples.length}):\n${clientErrorExamples.join('\n')}\n`);
