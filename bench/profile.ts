@@ -3,7 +3,7 @@
 //   node --import tsx bench/profile.ts [--test oltp_point_select] [--threads 64] [--time 15] [--top 25]
 //   [--plugin-dir bench/plugins]   (profile with a trivial onCommand tap)
 //   [--workload churn] [--workers 16]  (connect → SELECT 1 → quit loops instead of sysbench: the set-up path)
-//   [--capture]  (a traffic capture runs during the workload: its cost on the main thread)
+//   [--capture [--result-digest]]  (a traffic capture runs during the workload: its cost on the main thread)
 // Starts: one MariaDB (test harness), tiproxy under --cpu-prof, sysbench. Writes the .cpuprofile under .tmp/.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +44,7 @@ const { values } = parseArgs({
     workload: { type: 'string', default: 'sysbench' },
     workers: { type: 'string', default: '16' },
     capture: { type: 'boolean', default: false },
+    'result-digest': { type: 'boolean', default: false },
   },
 });
 
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
     }
     if (values.capture) {
       const r = await fetch(`http://127.0.0.1:${apiPort}/api/traffic/capture`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ output: join(dir, 'capture'), duration: Number(values.time) * 4 }),
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ output: join(dir, 'capture'), duration: Number(values.time) * 4, result_digest: values['result-digest'] }),
       });
       if (!r.ok) throw new Error(`starting the capture: ${r.status} ${await r.text()}`);
     }

@@ -5,7 +5,8 @@ import {
   CLIENT_PS_MULTI_RESULTS, CLIENT_SECURE_CONNECTION, CLIENT_TRANSACTIONS, COM_STMT_PREPARE, DEFAULT_CHARSET_ID,
 } from '../../kernel/protocol/constants.js';
 import { framePackets } from '../../kernel/protocol/payload-writer.js';
-import { ResponseTracker, type ResponseListener } from '../../kernel/protocol/response-tracker.js';
+import { createHash, type Hash } from 'node:crypto';
+import { ResponseTracker, type ResponseListener, type RowSink } from '../../kernel/protocol/response-tracker.js';
 import { BackendConnection } from '../../kernel/session/backend-connection.js';
 import { loginWithCredentials } from '../../kernel/session/backend-login.js';
 
@@ -22,6 +23,8 @@ export interface ReplayOutcome {
   ms: number;
   /** For COM_STMT_PREPARE: the target's statement id. */
   stmt: number;
+  /** SHA-1 (hex) of the result rows, when the connection digests results (as the capture did). */
+  digest?: string;
 }
 
 /**
@@ -29,13 +32,16 @@ export interface ReplayOutcome {
  * reads each response with the kernel's response tracker (the same rules that found the source's
  * outcome in the proxy), so both sides are measured alike.
  */
-export class ReplayConnection implements ResponseListener {
+export class ReplayConnection implements ResponseListener, RowSink {
   private readonly tracker: ResponseTracker;
+  /** The rows of the response being read, hashed as they arrive (the capture's result digest, computed alike). */
+  private hash: Hash | null = null;
   private waiting: { resolve(o: ReplayOutcome): void; reject(e: Error): void; at: number } | null = null;
   private closedError: Error | null = null;
 
-  private constructor(private readonly conn: BackendConnection) {
+  private constructor(private readonly conn: BackendConnection, private readonly digest: boolean) {
     this.tracker = new ResponseTracker(this, REPLAY_CAPABILITIES);
+    if (digest) this.tracker.rowSink = this;
     const leftover = conn.channel.detach();
     conn.socket.on('data', (chunk: Buffer) => this.tracker.scan(chunk));
     conn.socket.on('close', () => this.lost(new Error('the target closed the connection')));
@@ -43,7 +49,7 @@ export class ReplayConnection implements ResponseListener {
     if (leftover.length > 0) this.tracker.scan(leftover);
   }
 
-  static async open(target: string, user: string, password: string, database: string, timeoutMs: number): Promise<ReplayConnection> {
+  static async open(target: string, user: string, password: string, database: string, timeoutMs: number, digest = false): Promise<ReplayConnection> {
     const backend: BackendRecord = {
       ...splitAddr(target), addr: target, labels: {}, healthy: true, draining: false, connections: 0, remoteConnections: 0,
       sources: new Set<string>(), traffic: new BackendTrafficCounter(),
@@ -57,7 +63,7 @@ export class ReplayConnection implements ResponseListener {
       conn.destroy();
       throw err;
     }
-    return new ReplayConnection(conn);
+    return new ReplayConnection(conn, digest);
   }
 
   private lost(err: Error): void {
@@ -82,15 +88,23 @@ export class ReplayConnection implements ResponseListener {
     });
   }
 
+  rowBytes(buf: Buffer, start: number, end: number): void {
+    (this.hash ??= createHash('sha1')).update(buf.subarray(start, end));
+  }
+
   onResponseComplete(command: number, _status: number, isError: boolean): void {
     const w = this.waiting;
     this.waiting = null;
+    const hash = this.hash;
+    this.hash = null;
     if (!w) return;
     const t = this.tracker;
-    w.resolve({
+    const outcome: ReplayOutcome = {
       err: isError ? t.completedErrorCode || -1 : 0, aff: t.completedAffectedRows, rows: t.completedRows,
       ms: performance.now() - w.at, stmt: command === COM_STMT_PREPARE && !isError ? t.preparedId : 0,
-    });
+    };
+    if (this.digest) outcome.digest = (hash ?? createHash('sha1')).digest('hex');
+    w.resolve(outcome);
   }
 
   onLocalInfileRequest(): void {

@@ -4,14 +4,24 @@ import type { ResultRecord } from '../../plugins/traffic-capture/traffic-record.
 import type { ReplayOutcome } from './replay-connection.js';
 import { digestOf, isNondeterministic, normalizeStatement } from './statement-digest.js';
 
-export type DifferenceKind = 'error-on-target' | 'ok-on-target' | 'error-code' | 'affected-rows' | 'rows-returned';
+export type DifferenceKind = 'error-on-target' | 'ok-on-target' | 'error-code' | 'affected-rows' | 'rows-returned' | 'different-result';
 
 export interface DifferenceExample {
   session: number;
   statement: string;
-  source: { err: number; aff: number; rows: number };
-  target: { err: number; aff: number; rows: number };
+  source: OutcomeSummary;
+  target: OutcomeSummary;
 }
+
+/** An outcome as an example shows it; `digest` (SHA-1 of the rows, hex) when the capture recorded result digests. */
+export interface OutcomeSummary {
+  err: number;
+  aff: number;
+  rows: number;
+  digest?: string;
+}
+
+const summarize = (o: OutcomeSummary): OutcomeSummary => ({ err: o.err, aff: o.aff, rows: o.rows, ...(o.digest !== undefined ? { digest: o.digest } : {}) });
 
 /** One normalized statement's line in the report. */
 export interface DigestReport {
@@ -105,7 +115,7 @@ export class ReplayReportBuilder {
     acc.differing++;
     acc.examples[kind] ??= {
       session, statement: sql.length > 2000 ? `${sql.slice(0, 2000)}…` : sql,
-      source: { err: source.err, aff: source.aff, rows: source.rows }, target: { err: target.err, aff: target.aff, rows: target.rows },
+      source: summarize(source), target: summarize(target),
     };
   }
 
@@ -129,11 +139,13 @@ export function differenceOf(source: ResultRecord, target: ReplayOutcome, nondet
   if (nondeterministic) return null;
   if (source.aff !== target.aff) return 'affected-rows';
   if (source.rows !== target.rows) return 'rows-returned';
+  // Same number of rows, other bytes (only when the capture recorded result digests).
+  if (source.digest !== undefined && target.digest !== undefined && source.digest !== target.digest) return 'different-result';
   return null;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const outcome = (o: { err: number; aff: number; rows: number }) => (o.err !== 0 ? `ERR ${o.err}` : `OK, ${o.aff} affected, ${o.rows} rows`);
+const outcome = (o: OutcomeSummary) => (o.err !== 0 ? `ERR ${o.err}` : `OK, ${o.aff} affected, ${o.rows} rows${o.digest !== undefined ? ` (rows sha1 ${o.digest.slice(0, 12)})` : ''}`);
 
 /** The report as a readable HTML page (one self-contained file). */
 export function renderHtml(report: ReplayReport): string {

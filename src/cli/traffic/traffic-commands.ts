@@ -73,12 +73,13 @@ export function addTrafficCommands(program: Command, steer: <F extends object, A
     .requiredOption('--duration <seconds>', 'how long to capture', positiveSeconds)
     .option('--compress <gzip|none>', 'compression of the files', 'gzip')
     .option('--encryption-key-file <file>', 'file (on the proxy\'s host) with the AES-256-GCM key: 32 bytes or 64 hex characters')
-    .action(steer(async (t, flags: { output: string; duration: number; compress: string; encryptionKeyFile?: string }) => {
+    .option('--result-digest', 'record a digest of each result\'s rows, so the replay reports statements whose result differs (costs a hash over every row)')
+    .action(steer(async (t, flags: { output: string; duration: number; compress: string; encryptionKeyFile?: string; resultDigest?: boolean }) => {
       if (flags.compress === 'zstd') throw new CtlError('--compress zstd is not available (Node 20 has no zstd): use gzip', EXIT.usage);
       if (flags.compress !== 'gzip' && flags.compress !== 'none') throw new CtlError('--compress: must be gzip or none', EXIT.usage);
       const body = JSON.stringify({
         output: resolve(flags.output), duration: flags.duration, compress: flags.compress,
-        ...(flags.encryptionKeyFile ? { encryption_key_file: resolve(flags.encryptionKeyFile) } : {}),
+        ...(flags.encryptionKeyFile ? { encryption_key_file: resolve(flags.encryptionKeyFile) } : {}), ...(flags.resultDigest ? { result_digest: true } : {}),
       });
       const outcomes = await onEveryProxy(t.clients, async (c) => [await c.json<CaptureJobAnswer>('POST', '/api/traffic/capture', { body })]);
       show(t, answered(outcomes));

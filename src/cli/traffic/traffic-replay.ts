@@ -46,6 +46,8 @@ type SkipReason = 'read-only writes' | 'LOAD DATA' | 'truncated payload' | 'unkn
 export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> {
   const capture = readCapture(opts.input, opts.key);
   const sessions = groupSessions(capture.records, opts.shard);
+  // The capture digested result rows: the target's are digested alike and compared.
+  const digests = capture.meta?.resultDigest === true;
   const total = sessions.reduce((n, s) => n + s.commands.length, 0);
   const report = new ReplayReportBuilder();
   const skipped: Record<SkipReason | 'bootstrap statements failed', number> = {
@@ -76,7 +78,7 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
     else if (s.commands[0]) await until(s.commands[0].ts);
     let conn: ReplayConnection;
     try {
-      conn = await ReplayConnection.open(opts.target, opts.user, opts.password, boot?.db ?? '', opts.connectTimeoutMs);
+      conn = await ReplayConnection.open(opts.target, opts.user, opts.password, boot?.db ?? '', opts.connectTimeoutMs, digests);
     } catch (err) {
       sessionErrors.push({ session: s.id, error: `cannot log in to ${opts.target}: ${(err as Error).message}` });
       skipped['after session failure'] += s.commands.length;

@@ -243,6 +243,11 @@ export interface ObservedResult {
   readonly rows: number;
   /** For a COM_STMT_PREPARE answered OK: the statement id the client got (what its executes will name); else 0. */
   readonly statementId: number;
+  /**
+   * SHA-1 (20 bytes) of the payload bytes of every result row of the response (all result sets; column
+   * definitions and terminators excluded) when observation was switched on with `resultDigest`; else null.
+   */
+  readonly rowsDigest: Buffer | null;
   /** Time from forwarding the command to the end of its response, in milliseconds (fractional). */
   readonly durationMs: number;
   readonly backend: BackendInfo;

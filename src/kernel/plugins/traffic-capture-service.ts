@@ -10,6 +10,8 @@ export interface TrafficCaptureRequest {
   compress?: 'gzip' | 'none';
   /** A file holding the AES-256 key (32 bytes or 64 hex characters): the files are encrypted. */
   encryptionKeyFile?: string;
+  /** Record a digest of each response's result rows, so a replay can tell a different result (default off: costs a hash over every row). */
+  resultDigest?: boolean;
 }
 
 export interface TrafficCaptureJob {
@@ -32,6 +34,7 @@ export interface TrafficCaptureJob {
   readonly files: readonly string[];
   readonly compress: 'gzip' | 'none';
   readonly encrypted: boolean;
+  readonly resultDigest: boolean;
   readonly error: string | null;
 }
 

@@ -12,11 +12,15 @@ export class ObservationSwitch {
    * this many payload bytes while observing; longer ones are shown truncated (available < length).
    */
   wholePayloadUpTo = 0;
+  /** ObservedResult.rowsDigest is computed (a SHA-1 over the result rows' bytes, per response). */
+  resultDigest = false;
 }
 
 export interface ObservationOptions {
   /** See ObservationSwitch.wholePayloadUpTo (default 1 MiB). */
   wholePayloadUpTo?: number;
+  /** Compute ObservedResult.rowsDigest (costs a hash over every result row while observing; default off). */
+  resultDigest?: boolean;
 }
 
 /** ctx.traffic: what a capture plugin needs beyond the hooks. */
@@ -35,6 +39,7 @@ export function trafficObservation(sw: ObservationSwitch, statementsOf: (session
   return {
     setObserving(on, options) {
       sw.wholePayloadUpTo = options?.wholePayloadUpTo ?? DEFAULT_WHOLE_PAYLOAD_UP_TO;
+      sw.resultDigest = on && options?.resultDigest === true;
       sw.active = on;
     },
     get observing() {

@@ -44,6 +44,11 @@ export interface ResponseListener {
   onUnsolicitedPacket(firstByte: number): void;
 }
 
+/** Takes the payload bytes of result rows (a result digest): buf[start, end), valid only during the call. */
+export interface RowSink {
+  rowBytes(buf: Buffer, start: number, end: number): void;
+}
+
 export class ResponseTracker {
   private readonly header = Buffer.alloc(PACKET_HEADER_LENGTH);
   private headerHave = 0;
@@ -77,6 +82,10 @@ export class ResponseTracker {
   completedRows = 0;
   /** The statement id a COM_STMT_PREPARE response carried (valid in onResponseComplete after one). */
   preparedId = 0;
+  /** Gets the payload bytes of every result row while set (traffic capture's result digest); null: one check per packet. */
+  rowSink: RowSink | null = null;
+  /** The packet being read is a result row and a row sink is set. */
+  private inRow = false;
 
   // Ring of outstanding commands.
   private queue = new Uint8Array(INITIAL_PIPELINED);
@@ -189,7 +198,10 @@ export class ResponseTracker {
         this.continuation = this.nextIsContinuation;
         this.nextIsContinuation = length === MAX_PACKET_PAYLOAD;
         this.inPayload = true;
-        if (!this.continuation) this.endsResponse = false;
+        if (!this.continuation) {
+          this.endsResponse = false;
+          this.inRow = false;
+        }
         this.prefixWant = this.continuation ? 0 : Math.min(length, PREFIX_LENGTH);
         this.prefixHave = 0;
         if (this.prefixWant === 0) {
@@ -208,8 +220,10 @@ export class ResponseTracker {
         this.remaining -= k;
         if (this.prefixHave < this.prefixWant) return;
         this.classify(this.prefix, 0, this.prefixWant);
+        if (this.inRow) this.rowSink?.rowBytes(this.prefix, 0, this.prefixWant);
       }
       const take = Math.min(this.remaining, n - i);
+      if (this.inRow && take > 0) this.rowSink?.rowBytes(chunk, i, i + take);
       i += take;
       this.remaining -= take;
       if (this.remaining === 0) this.endPacket();
@@ -306,12 +320,12 @@ export class ResponseTracker {
         }
         // Without EOF packets (DEPRECATE_EOF) rows follow the definitions directly.
         if (this.columnsLeft > 0) this.columnsLeft--;
-        else this.rowCount++;
+        else this.row();
         return;
       case Phase.Rows:
         if (first === ERR_HEADER) return this.error(buf, off, avail);
         if (this.isTerminator(first)) this.resultEnd(this.terminatorStatus(buf, off, avail));
-        else this.rowCount++;
+        else this.row();
         return;
       case Phase.PrepareFirst: {
         if (first === ERR_HEADER) return this.error(buf, off, avail);
@@ -344,6 +358,11 @@ export class ResponseTracker {
         }
         return;
     }
+  }
+
+  private row(): void {
+    this.rowCount++;
+    this.inRow = this.rowSink !== null;
   }
 
   private resultEnd(status: number): void {

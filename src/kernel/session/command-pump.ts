@@ -91,7 +91,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     this.reader = new CommandReader(this);
     this.tracker = new ResponseTracker(this);
     this.bookkeeping = new CommandBookkeeping(owner.state);
-    this.observed = new ObservedTraffic(owner);
+    this.observed = new ObservedTraffic(owner, this.tracker);
   }
 
   /** Null when the backend could be swapped right now, else why not. */

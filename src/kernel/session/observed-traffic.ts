@@ -1,25 +1,32 @@
+import { createHash, type Hash } from 'node:crypto';
 import { COM_STMT_PREPARE } from '../protocol/constants.js';
 import type { ObservedCommand, ObservedResult, SessionInfo } from '../hooks/hook-types.js';
 import type { Generation } from '../plugins/generation.js';
-import type { ResponseTracker } from '../protocol/response-tracker.js';
+import type { ResponseTracker, RowSink } from '../protocol/response-tracker.js';
 import type { BackendConnection } from './backend-connection.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The digest of a response without rows (OK, ERR, an empty result set). */
+const NO_ROWS_DIGEST = createHash('sha1').digest();
 
 /**
  * A session's side of traffic observation (hooks.observeCommand / observeResult, used by capture): numbers
  * responses so commands and results pair up, and refills one context object per kind so observing
  * allocates nothing per command. The pump calls it only while `observing()` is true.
  */
-export class ObservedTraffic {
+export class ObservedTraffic implements RowSink {
   /** Responses expected and responses ended so far. */
   private expected = 0;
   private ended = 0;
   private startedAt = 0;
   private command: Mutable<ObservedCommand> | null = null;
   private result: Mutable<ObservedResult> | null = null;
+  /** The result digest's hash of the response being read (rows hashed as they pass), and whether the tracker feeds it. */
+  private hash: Hash | null = null;
+  private digesting = false;
 
-  constructor(private readonly session: SessionInfo & { readonly generation: Generation }) {}
+  constructor(private readonly session: SessionInfo & { readonly generation: Generation }, private readonly tracker: ResponseTracker) {}
 
   /** Observation is on and somebody listens (one property read when off). */
   observing(): boolean {
@@ -40,11 +47,22 @@ export class ObservedTraffic {
 
   responseEnded(): void {
     this.ended++;
+    // Observation (or its digest) ended: the tracker stops handing over rows.
+    if (this.digesting && !(this.session.generation.observation.active && this.session.generation.observation.resultDigest)) {
+      this.digesting = false;
+      this.tracker.rowSink = null;
+      this.hash = null;
+    }
+  }
+
+  rowBytes(buf: Buffer, start: number, end: number): void {
+    (this.hash ??= createHash('sha1')).update(buf.subarray(start, end));
   }
 
   /** The backend connection was replaced: responses lost with the old one are never observed. */
   restart(): void {
     this.ended = this.expected;
+    this.hash = null;
   }
 
   sent(commandByte: number, buf: Buffer, off: number, length: number, expectsResponse: boolean): void {
@@ -55,13 +73,19 @@ export class ObservedTraffic {
     ctx.available = Math.min(length, buf.length - off);
     ctx.length = length;
     ctx.response = expectsResponse ? this.expected : 0;
+    if (!this.digesting && this.session.generation.observation.resultDigest) {
+      // From the next response on (one already under way would be hashed in part).
+      this.digesting = true;
+      this.tracker.rowSink = this;
+    }
     this.startedAt = performance.now();
     this.session.generation.hooks.observeCommand.call(ctx);
   }
 
   resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection): void {
     const ctx = (this.result ??= {
-      session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, statementId: 0, durationMs: 0, backend: conn.backend,
+      session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, statementId: 0, rowsDigest: null,
+      durationMs: 0, backend: conn.backend,
     });
     ctx.command = commandByte;
     ctx.response = this.ended;
@@ -71,6 +95,8 @@ export class ObservedTraffic {
     ctx.affectedRows = tracker.completedAffectedRows;
     ctx.rows = tracker.completedRows;
     ctx.statementId = commandByte === COM_STMT_PREPARE && !isError ? tracker.preparedId : 0;
+    ctx.rowsDigest = this.digesting ? (this.hash?.digest() ?? NO_ROWS_DIGEST) : null;
+    this.hash = null;
     ctx.durationMs = performance.now() - this.startedAt;
     ctx.backend = conn.backend;
     this.session.generation.hooks.observeResult.call(ctx);

@@ -10,6 +10,8 @@ export interface CaptureSettings {
   durationSeconds: number;
   compress: 'gzip' | 'none';
   key: Buffer | null;
+  /** Results carry a SHA-1 of their rows (ObservedResult.rowsDigest). */
+  resultDigest: boolean;
   rotateBytes: number;
   rotateSeconds: number;
   maxBufferBytes: number;
@@ -93,7 +95,7 @@ export class CaptureJob {
   result(r: ObservedResult): void {
     // A result whose command went out before the capture started has no command record: the reader drops it.
     if (!this.running || !this.sessions.has(r.session.id)) return;
-    this.writer.writeResult(r.session.id, r.response, r.isError ? r.errorCode || -1 : 0, r.affectedRows, r.rows, r.durationMs, r.statementId, null);
+    this.writer.writeResult(r.session.id, r.response, r.isError ? r.errorCode || -1 : 0, r.affectedRows, r.rows, r.durationMs, r.statementId, r.rowsDigest);
   }
 
   sessionClosed(session: SessionInfo): void {
@@ -126,7 +128,7 @@ export class CaptureJob {
   private meta(): CaptureMeta {
     return {
       format: TRAFFIC_FORMAT_VERSION, status: this.status, startedAt: this.startedAt, endedAt: this.endedAt, compress: this.settings.compress,
-      encrypted: this.settings.key !== null, files: [...this.writer.files], commands: this.commands, dropped: this.writer.dropped,
+      encrypted: this.settings.key !== null, resultDigest: this.settings.resultDigest, files: [...this.writer.files], commands: this.commands, dropped: this.writer.dropped,
       truncated: this.truncated, sessions: this.sessionsSeen, error: this.error,
     };
   }
@@ -148,7 +150,7 @@ export class CaptureJob {
       elapsedSeconds: Math.round((end - this.startedAt) / 100) / 10,
       progress: Math.min(1, (end - this.startedAt) / (this.settings.durationSeconds * 1000)),
       commands: m.commands, dropped: m.dropped, truncated: m.truncated, sessions: m.sessions, files: m.files,
-      compress: m.compress, encrypted: m.encrypted, error: m.error,
+      compress: m.compress, encrypted: m.encrypted, resultDigest: this.settings.resultDigest, error: m.error,
     };
   }
 }

@@ -59,7 +59,7 @@ export default definePlugin<TrafficCaptureConfig>({
         }
         const key = request.encryptionKeyFile ? readKeyFile(request.encryptionKeyFile) : null;
         const job = new CaptureJob({
-          output, durationSeconds: request.durationSeconds, compress: request.compress ?? 'gzip', key,
+          output, durationSeconds: request.durationSeconds, compress: request.compress ?? 'gzip', key, resultDigest: request.resultDigest === true,
           rotateBytes: config['rotate-size-mb'] * 1024 * 1024, rotateSeconds: config['rotate-interval'],
           maxBufferBytes: config['max-buffer-mb'] * 1024 * 1024, maxPayloadBytes: Math.floor(config['max-payload-kb'] * 1024),
           worker: ctx.workers.id,
@@ -70,7 +70,7 @@ export default definePlugin<TrafficCaptureConfig>({
           ctx.logger.info(done.describe(), 'traffic capture ended');
         });
         registry.current = job;
-        traffic.setObserving(true, { wholePayloadUpTo: Math.floor(config['max-payload-kb'] * 1024) });
+        traffic.setObserving(true, { wholePayloadUpTo: Math.floor(config['max-payload-kb'] * 1024), resultDigest: request.resultDigest === true });
         ctx.logger.info({ id: job.id, output, durationSeconds: request.durationSeconds }, 'traffic capture started');
         return job.describe();
       },

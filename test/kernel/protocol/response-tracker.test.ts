@@ -7,7 +7,7 @@ import {
   CLIENT_DEPRECATE_EOF, COM_FIELD_LIST, COM_INIT_DB, COM_PING, COM_QUERY, COM_RESET_CONNECTION, COM_SET_OPTION,
   COM_STATISTICS, COM_STMT_BULK_EXECUTE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
 } from '../../../src/kernel/protocol/constants.js';
-import { ResponseTracker, type ResponseListener } from '../../../src/kernel/protocol/response-tracker.js';
+import { ResponseTracker, type ResponseListener, type RowSink } from '../../../src/kernel/protocol/response-tracker.js';
 
 const MAX = 0xffffff;
 const AUTOCOMMIT = 0x0002;
@@ -466,4 +466,40 @@ describe('ResponseTracker', () => {
     tracker.reset();
     assert.equal(tracker.pending, 0);
   });
+
+  it('hands a row sink exactly the payload bytes of result rows (no definitions, no terminators), however the stream is cut', () => {
+    for (const m of MODES) {
+      const rowPayload = (...values: string[]) => Buffer.concat(values.map((v) => lenencStr(v)));
+      const long = 'y'.repeat(100); // longer than the prefix the tracker classifies by
+      const query = new Stream().header(m.deprecateEof, ['a', 'b']).row('1', 'x').row('2', long).end(m.deprecateEof, AUTOCOMMIT | MORE);
+      query.header(m.deprecateEof, ['c']).row('3').end(m.deprecateEof, AUTOCOMMIT);
+      const steps: Step[] = [
+        { command: COM_QUERY, response: query.bytes() },
+        { command: COM_QUERY, response: new Stream().ok(AUTOCOMMIT, { affected: 1 }).bytes() },
+        { command: COM_STMT_PREPARE, response: prepareResponse(m.deprecateEof) },
+      ];
+      const expected = [Buffer.concat([rowPayload('1', 'x'), rowPayload('2', long), rowPayload('3')]).toString('hex'), '', ''];
+      for (const chunks of [whole, bytewise, splitAt(7), splitAt(40), splitAt(123)]) {
+        const rec = new Recorder();
+        const tracker = new ResponseTracker(rec, m.caps);
+        const perResponse: string[] = [];
+        let current: Buffer[] = [];
+        const sink: RowSink = { rowBytes: (buf, start, end) => void current.push(Buffer.from(buf.subarray(start, end))) };
+        tracker.rowSink = sink;
+        rec.onResponseComplete = () => {
+          perResponse.push(Buffer.concat(current).toString('hex'));
+          current = [];
+        };
+        for (const st of steps) tracker.expect(st.command);
+        for (const c of chunks(Buffer.concat(steps.map((st) => st.response)))) tracker.scan(c);
+        assert.deepEqual(perResponse, expected, `${m.name}`);
+      }
+    }
+  });
 });
+
+/** A COM_STMT_PREPARE answer with one column definition (and its EOF without DEPRECATE_EOF). */
+function prepareResponse(deprecateEof: boolean): Buffer {
+  const s = new Stream().prepareOk(7, 1, 0).column('a');
+  return (deprecateEof ? s : s.eof(AUTOCOMMIT)).bytes();
+}

@@ -141,4 +141,37 @@ describe('traffic capture and replay (post-upgrade validation)', () => {
     assert.ok(report.summary.skipped['read-only writes']! > 0, JSON.stringify(report.summary.skipped));
     assert.ok(report.statements.every((d) => !/^(INSERT|UPDATE|DELETE)/.test(d.statement)), 'no write was replayed');
   });
+
+  it('with result digests, reports a deterministic SELECT whose rows differ on the target as a different result', async () => {
+    const output = join(dir, 'capture-digest');
+    const started = await api('/api/traffic/capture', { output, duration: 60, result_digest: true });
+    assert.equal(started.status, 201, await started.clone().text());
+    assert.equal(((await started.json()) as { result_digest: boolean }).result_digest, true);
+    const c = await connect(proxy, { database: 'app' });
+    for (let id = 1; id <= 5; id++) await c.query(`SELECT name FROM items WHERE id = ${id}`);
+    await c.execute('SELECT id, name FROM items WHERE id <= ?', [2]);
+    await c.query('SELECT COUNT(*) AS n FROM items');
+    await c.query('SELECT NOW(6) AS t, name FROM items WHERE id = 3');
+    assert.equal((await api('/api/traffic/cancel')).status, 200);
+    await waitFor('meta.json', () => JSON.parse(readFileSync(join(output, 'meta.json'), 'utf8')).status === 'canceled');
+
+    // One row's value differs on the target; its row count does not.
+    await same.query("UPDATE app.items SET name = 'changed' WHERE id = 3");
+    const report = await replayTraffic({
+      input: output, target: `127.0.0.1:${same.port}`, user: ROOT_USER, password: ROOT_PASSWORD, speed: 10, readOnly: true,
+      shard: null, key: null, connectTimeoutMs: 10_000,
+    });
+    writeReport(join(dir, 'report-digest'), report);
+    const differing = Object.fromEntries(report.statements.filter((d) => d.differing > 0).map((d) => [d.statement, d.differences]));
+    assert.deepEqual(differing, { 'SELECT name FROM items WHERE id=?': { 'different-result': 1 } }, JSON.stringify(report.statements, null, 1));
+    const select = report.statements.find((d) => d.statement === 'SELECT name FROM items WHERE id=?')!;
+    assert.equal(select.executions, 5);
+    const example = select.examples['different-result']!;
+    assert.match(example.statement, /id = 3$/);
+    assert.equal(example.source.rows, example.target.rows);
+    assert.notEqual(example.source.digest, example.target.digest);
+    // The non-deterministic statement reads the changed row too, and is not counted.
+    assert.ok(report.statements.some((d) => d.nondeterministic && d.statement.startsWith('SELECT NOW(') && d.differing === 0));
+    assert.match(readFileSync(join(dir, 'report-digest', 'report.html'), 'utf8'), /different-result/);
+  });
 });

@@ -19,6 +19,7 @@ const JOB_SCHEMA = {
     files: { type: 'array', items: { type: 'string' } },
     compress: { type: 'string' },
     encrypted: { type: 'boolean' },
+    result_digest: { type: 'boolean', description: 'Results carry a digest of their rows.' },
     error: { type: ['string', 'null'] },
   },
   required: ['id', 'status', 'output', 'commands', 'dropped', 'progress'],
@@ -29,7 +30,7 @@ type Job = ReturnType<TrafficCaptureService['jobs']>[number];
 const wire = (j: Job) => ({
   id: j.id, status: j.status, output: j.output, started_at: j.startedAt, ended_at: j.endedAt, duration_seconds: j.durationSeconds,
   elapsed_seconds: j.elapsedSeconds, progress: j.progress, commands: j.commands, dropped: j.dropped, truncated: j.truncated,
-  sessions: j.sessions, files: j.files, compress: j.compress, encrypted: j.encrypted, error: j.error,
+  sessions: j.sessions, files: j.files, compress: j.compress, encrypted: j.encrypted, result_digest: j.resultDigest, error: j.error,
 });
 
 interface CaptureBody {
@@ -37,6 +38,7 @@ interface CaptureBody {
   duration: number;
   compress?: 'gzip' | 'none';
   encryption_key_file?: string;
+  result_digest?: boolean;
 }
 
 /** GET /api/traffic, POST /api/traffic/capture, POST /api/traffic/cancel (the traffic-capture plugin's jobs). */
@@ -66,6 +68,7 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
           duration: { type: 'number', exclusiveMinimum: 0, description: 'Seconds.' },
           compress: { type: 'string', enum: ['gzip', 'none'], default: 'gzip' },
           encryption_key_file: { type: 'string', description: 'File on the proxy\'s host holding the AES-256-GCM key (32 bytes or 64 hex characters).' },
+          result_digest: { type: 'boolean', default: false, description: 'Record a SHA-1 of each response\'s result rows, so a replay reports statements whose result differs (costs a hash over every row).' },
         },
       },
       response: { 201: JOB_SCHEMA, ...errors(400, 409, 503) },
@@ -76,7 +79,7 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
     try {
       const job = service.start({
         output: req.body.output, durationSeconds: req.body.duration, compress: req.body.compress ?? 'gzip',
-        ...(req.body.encryption_key_file ? { encryptionKeyFile: req.body.encryption_key_file } : {}),
+        ...(req.body.encryption_key_file ? { encryptionKeyFile: req.body.encryption_key_file } : {}), resultDigest: req.body.result_digest === true,
       });
       return reply.code(201).send(wire(job));
     } catch (err) {
