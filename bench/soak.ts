@@ -255,7 +255,7 @@ async function every(periodS: number, firstAtS: number, action: () => Promise<vo
   for (;;) {
     while (!stopping && since() < next) await sleep(200);
     // Nothing starts once the load is over (a restart under way is finished by the caller's await).
-    if (stopping || since() >= options.duration) return;
+    if (stopping || Date.now() >= loadStartedAt + options.duration * 1000) return;
     await action();
     next += periodS;
   }
@@ -333,7 +333,14 @@ try {
   const client = { host: '127.0.0.1', port: sqlPort, user: SBTEST_USER, password: SBTEST_PASSWORD, database: SBTEST_DATABASE, connectTimeout: 10_000 };
   loadStartedAt = Date.now();
   const loadavgStart = loadavg();
-  const loadEndsAt = loadStartedAt + options.duration * 1000;
+  let loadEndsAt = loadStartedAt + options.duration * 1000;
+  // Ctrl-C or SIGTERM ends the load early: the run is judged and reported on what it has, then cleans up.
+  const endEarly = (signal: string) => {
+    log(`${signal}: ending the load now`);
+    loadEndsAt = Math.min(loadEndsAt, Date.now());
+  };
+  process.once('SIGINT', () => endEarly('SIGINT'));
+  process.once('SIGTERM', () => endEarly('SIGTERM'));
   const loadRunning = () => !stopping && Date.now() < loadEndsAt;
 
   // ---- load ----
