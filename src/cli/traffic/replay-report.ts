@@ -145,7 +145,7 @@ export function differenceOf(source: ResultRecord, target: ReplayOutcome, nondet
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const outcome = (o: OutcomeSummary) => (o.err !== 0 ? `ERR ${o.err}` : `OK, ${o.aff} affected, ${o.rows} rows${o.digest !== undefined ? ` (rows sha1 ${o.digest.slice(0, 12)})` : ''}`);
+const outcome = (o: OutcomeSummary) => (o.err !== 0 ? `ERR ${o.err}` : `OK, ${o.aff} affected, ${o.rows} rows${o.digest !== undefined && o.rows > 0 ? ` (rows sha1 ${o.digest.slice(0, 12)})` : ''}`);
 
 /** The report as a readable HTML page (one self-contained file). */
 export function renderHtml(report: ReplayReport): string {
