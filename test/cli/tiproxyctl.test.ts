@@ -3,7 +3,6 @@
 // credentials-native and migrate-replay (migration on), mysql2 clients, and `tiproxyctl` run from source
 // as a child process against both proxies' admin APIs (--pd-addrs) or one of them (--api).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import type { Connection } from 'mysql2/promise';
@@ -13,26 +12,12 @@ import { repoRoot } from '../../local-cluster/paths.js';
 import { freePort } from '../../local-cluster/ports.js';
 import { ClientPool, portOf, waitFor } from '../harness/clients.js';
 import { startProxy, type TestProxy } from '../harness/proxy.js';
+import { runTiproxyctl } from '../harness/tiproxyctl.js';
 
 const FAST_ETCD = { 'resync-interval': 1, 'max-retry-interval': 0.5, 'warn-interval': 2, 'request-timeout': 1 };
 
-interface CtlRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs tiproxyctl from source without blocking this process (the proxies run in it). */
-function ctl(...args: string[]): Promise<CtlRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/tiproxyctl.ts', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const ctl = (...args: string[]) => runTiproxyctl(args);
 
 const { connect, end, closeAll } = new ClientPool();
 

@@ -4,7 +4,6 @@
 // screenshot goes to the test's temp dir; with TIPROXY_UPDATE_SCREENSHOTS=1 it replaces
 // docs/images/traffic-report.png (the one docs/traffic.md shows).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,26 +15,12 @@ import type { ReplayReport } from '../../../src/cli/traffic/replay-report.js';
 import { launchChromium } from '../../harness/browser.js';
 import { ClientPool } from '../../harness/clients.js';
 import { startProxyProcess, type ProxyProcess } from '../../harness/proxy.js';
+import { runTiproxyctl } from '../../harness/tiproxyctl.js';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-interface CtlRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built bin/tiproxyctl as a child process. */
-function tiproxyctl(...args: string[]): Promise<CtlRun> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'tiproxyctl'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The built bin/tiproxyctl. */
+const tiproxyctl = (...args: string[]) => runTiproxyctl(args, { built: true });
 
 const { connect, closeAll } = new ClientPool();
 
