@@ -20,7 +20,7 @@ test('bench/run.ts --suite sysbench,sizes,churn writes every target\'s rows with
       '--ranges', '10', '--range-table-size', '1000', '--range-threads', '2', '--churn-time', '1', '--churn-workers', '4',
       '--out', out], { cwd: repoRoot, timeout: 120_000 });
     const report = JSON.parse(readFileSync(out, 'utf8')) as { suites: Record<string, Array<Record<string, unknown>>> };
-    const targets = ['direct', 'haproxy', 'tiproxy'];
+    const targets = ['direct', 'haproxy', 'floor', 'tiproxy'];
     for (const [suite, rate] of [['sysbench', 'qps'], ['sizes', 'qps'], ['churn', 'connPerSec']] as const) {
       const rows = report.suites[suite] ?? [];
       assert.deepEqual(rows.map((r) => r['target']), targets, suite);
