@@ -40,7 +40,9 @@ const WORKER_FILE = new URL(WORKER_SOURCE ? './traffic-writer-worker.ts' : './tr
 
 function startWriterThread(input: WriterThreadInput): Worker {
   if (!WORKER_SOURCE) return new Worker(WORKER_FILE, { workerData: input });
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(WORKER_FILE.href)}); })`;
+  // tsx resolved here (beside the source), not from the worker's working directory.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_FILE.href)}); })`;
   return new Worker(boot, { eval: true, workerData: input });
 }
 
