@@ -131,8 +131,16 @@ export class ReplayReportBuilder {
   }
 }
 
+/**
+ * Errors that depend on what other sessions did at that moment (lock wait timeout, deadlock), not on
+ * the statement or the server: a replay cannot reproduce the same interleaving, so they are no
+ * difference on either side.
+ */
+const TIMING_ERRORS = new Set([1205, 1213]);
+
 /** The first way the target's outcome differs from the source's, or null. */
 export function differenceOf(source: ResultRecord, target: ReplayOutcome, nondeterministic: boolean): DifferenceKind | null {
+  if (TIMING_ERRORS.has(source.err) || TIMING_ERRORS.has(target.err)) return null;
   if (source.err === 0 && target.err !== 0) return 'error-on-target';
   if (source.err !== 0 && target.err === 0) return 'ok-on-target';
   if (source.err !== 0) return source.err === target.err ? null : 'error-code';
