@@ -265,7 +265,7 @@ describe('tiproxy with proxy.workers: 2', { timeout: 600_000 }, () => {
     process.kill(before.get(1)!, 'SIGKILL');
     // Once the primary knows (a connection it was handing to worker 1 at the instant it died would be
     // lost: node:cluster's round-robin limit), connections keep being served, by worker 2 meanwhile.
-    await waitFor('the primary to notice', () => jsonLines(p.output()).some((l) => /worker 1 exited unexpectedly/.test(l.msg)));
+    await waitFor('the primary to notice', () => jsonLines(p.output()).some((l) => /worker 1 exited unexpectedly/.test(l.msg)), 15_000);
     for (let i = 0; i < 6; i++) assert.equal(await portOf(await connect(p)), a.port);
     await waitFor('worker 1 to be restarted', () => {
       const now = workerPids(p).get(1);
