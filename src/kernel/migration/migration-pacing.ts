@@ -23,8 +23,6 @@ export class MigrationPacing {
   private histogram: IntervalHistogram | null = null;
   private timer: NodeJS.Timeout | null = null;
   private wanted = false;
-  /** Lowest limit reached and samples that backed off, for logs and tests. */
-  backoffs = 0;
 
   constructor(private readonly onChange: () => void) {}
 
@@ -61,7 +59,6 @@ export class MigrationPacing {
     const before = this.limit;
     if (p99Ms > DELAY_LIMIT_MS) {
       this.limit = Math.max(MIN_CONCURRENCY, Math.floor(this.limit / 2));
-      this.backoffs++;
     } else if (this.wanted) {
       this.limit = Math.min(MAX_CONCURRENCY, this.limit + 2);
     }

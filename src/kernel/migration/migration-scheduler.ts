@@ -62,11 +62,6 @@ export class MigrationScheduler {
     this.pacing.stop();
   }
 
-  /** Migrations that may run at once right now (adapted to the event loop's delay). */
-  get concurrency(): number {
-    return this.pacing.concurrency;
-  }
-
   request(sessionId: number, reason: string, to?: string): boolean {
     const session = this.host.session(sessionId);
     if (!session || this.requests.has(sessionId) || this.unmovable.has(sessionId)) return false;

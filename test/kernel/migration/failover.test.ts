@@ -125,6 +125,11 @@ describe('failover: a backend dies', () => {
     await c.query('SELECT @hidden := 7');
     const home = proxy.kernel.sessions.get(c.threadId!)!.backend!.addr;
     const victim = live.find((d) => addrOf(d) === home)!;
+    // A request that cannot succeed is refused when made, and counted: here, a move to its own backend.
+    const refusedBefore = proxy.kernel.migrations.dropped.get('target-is-source') ?? 0;
+    assert.equal(proxy.kernel.requestMigration(c.threadId!, 'test', home), false);
+    assert.equal(proxy.kernel.migrations.dropped.get('target-is-source'), refusedBefore + 1);
+    assert.equal(proxy.kernel.migrationRequests.has(c.threadId!), false);
     const closed = new Promise<Error>((resolve) => c.once('error', resolve));
     await victim.kill('SIGKILL');
     const err = await Promise.race([closed, new Promise<Error>((_, reject) => setTimeout(() => reject(new Error('no error within 10 s')), 10_000))]);
