@@ -1,7 +1,8 @@
 // Runs the test suite with Node's built-in runner, in two passes:
 //   1. every selected test file on the Node running this script (the machine's Node);
-//   2. the kernel tests (test/kernel/**) and the workers tests (test/cli/workers.test.ts) again on Node 24,
-//      the active LTS, from scripts/node24 (installed by scripts/install-deps.sh). TIPROXY_TEST_NODE24=0
+//   2. the kernel tests (test/kernel/**), the workers tests (test/cli/workers.test.ts) and the zstd capture
+//      test (zlib has zstd only there) again on Node 24, the active LTS, from scripts/node24 (installed by
+//      scripts/install-deps.sh). TIPROXY_TEST_NODE24=0
 //      skips this pass; it is also skipped when the machine's Node is that same version.
 // Node 20's --test takes no globs, so the file list is built here: every test/**/*.test.ts, sorted,
 // optionally narrowed by argv substrings (any match keeps a file).
@@ -16,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = join(root, 'scripts', 'node24', 'node_modules', '.bin', 'node');
-/** The files the second pass runs: what depends on the Node version (sockets, streams, cluster, reusePort). */
-const onSecondNode = (file) => file.startsWith('test/kernel/') || file === 'test/cli/workers.test.ts';
+/** The files the second pass runs: what depends on the Node version (sockets, streams, cluster, reusePort, zlib's zstd). */
+const SECOND_NODE_FILES = ['test/cli/workers.test.ts', 'test/plugins/traffic-capture/zstd.test.ts'];
+const onSecondNode = (file) => file.startsWith('test/kernel/') || SECOND_NODE_FILES.includes(file);
 /** The top-level TAP summary lines the runner closes with, in its order. */
 const SUMMARY_KEYS = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo', 'duration_ms'];
 
@@ -114,8 +116,8 @@ const node24 = `node ${second.version} (${relative(root, second.node)})`;
 console.log(`# tiproxy: ${plural(files.length, 'test file')} on ${machineNode}`);
 const passes = [{ what: plural(files.length, 'test file'), on: machineNode, ...(await run(process.execPath, files, join(tapDir, 'machine.tap'))) }];
 if (!interrupted) {
-  console.log(`# tiproxy: the kernel and workers tests (${plural(second.files.length, 'file')}) again on ${node24}`);
-  passes.push({ what: `kernel and workers tests, ${plural(second.files.length, 'file')}`, on: node24, ...(await run(second.node, second.files, join(tapDir, 'node24.tap'))) });
+  console.log(`# tiproxy: the kernel, workers and zstd tests (${plural(second.files.length, 'file')}) again on ${node24}`);
+  passes.push({ what: `kernel, workers and zstd tests, ${plural(second.files.length, 'file')}`, on: node24, ...(await run(second.node, second.files, join(tapDir, 'node24.tap'))) });
 }
 rmSync(tapDir, { recursive: true, force: true });
 

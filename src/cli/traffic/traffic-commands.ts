@@ -71,12 +71,12 @@ export function addTrafficCommands(program: Command, steer: <F extends object, A
     .description('Start capturing every session\'s commands on the proxies into DIR (on each proxy\'s host) for the duration.')
     .requiredOption('--output <dir>', 'directory for the capture files (created; must not hold a capture)')
     .requiredOption('--duration <seconds>', 'how long to capture', positiveSeconds)
-    .option('--compress <gzip|none>', 'compression of the files', 'gzip')
+    .option('--compress <gzip|zstd|none>', 'compression of the files (zstd: the proxy must run on Node 22.15 or later)', 'gzip')
     .option('--encryption-key-file <file>', 'file (on the proxy\'s host) with the AES-256-GCM key: 32 bytes or 64 hex characters')
     .option('--result-digest', 'record a digest of each result\'s rows, so the replay reports statements whose result differs (costs a hash over every row)')
     .action(steer(async (t, flags: { output: string; duration: number; compress: string; encryptionKeyFile?: string; resultDigest?: boolean }) => {
-      if (flags.compress === 'zstd') throw new CtlError('--compress zstd is not available (Node 20 has no zstd): use gzip', EXIT.usage);
-      if (flags.compress !== 'gzip' && flags.compress !== 'none') throw new CtlError('--compress: must be gzip or none', EXIT.usage);
+      // zstd is the proxy's to accept or refuse: it depends on the Node the proxy runs on.
+      if (!['gzip', 'zstd', 'none'].includes(flags.compress)) throw new CtlError('--compress: must be gzip, zstd or none', EXIT.usage);
       const body = JSON.stringify({
         output: resolve(flags.output), duration: flags.duration, compress: flags.compress,
         ...(flags.encryptionKeyFile ? { encryption_key_file: resolve(flags.encryptionKeyFile) } : {}), ...(flags.resultDigest ? { result_digest: true } : {}),

@@ -2,12 +2,15 @@
  * The traffic-capture plugin's service (`ctx.services.get('trafficCapture')`), what the admin API's
  * /api/traffic endpoints drive. Part of the public API so its consumers need not import the plugin.
  */
+/** How capture files are compressed; zstd only where the runtime has it (Node 22.15+). */
+export type TrafficCompression = 'gzip' | 'zstd' | 'none';
+
 export interface TrafficCaptureRequest {
   /** Directory the files go to (created; must not hold a capture already). */
   output: string;
   /** Seconds until the capture stops by itself. */
   durationSeconds: number;
-  compress?: 'gzip' | 'none';
+  compress?: TrafficCompression;
   /** A file holding the AES-256 key (32 bytes or 64 hex characters): the files are encrypted. */
   encryptionKeyFile?: string;
   /** Record a digest of each response's result rows, so a replay can tell a different result (default off: costs a hash over every row). */
@@ -32,7 +35,7 @@ export interface TrafficCaptureJob {
   readonly truncated: number;
   readonly sessions: number;
   readonly files: readonly string[];
-  readonly compress: 'gzip' | 'none';
+  readonly compress: TrafficCompression;
   readonly encrypted: boolean;
   readonly resultDigest: boolean;
   readonly error: string | null;

@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ObservedCommand, ObservedResult, SessionInfo, TrafficCaptureJob, TrafficObservation } from '../../plugin.js';
+import type { ObservedCommand, ObservedResult, SessionInfo, TrafficCaptureJob, TrafficCompression, TrafficObservation } from '../../plugin.js';
 import { TrafficFileWriter } from './traffic-file-writer.js';
 import { META_FILE, TRAFFIC_FORMAT_VERSION, type BootRecord, type CaptureMeta } from './traffic-record.js';
 
@@ -8,7 +8,7 @@ export interface CaptureSettings {
   output: string;
   /** Seconds; the capture stops by itself after it. */
   durationSeconds: number;
-  compress: 'gzip' | 'none';
+  compress: TrafficCompression;
   key: Buffer | null;
   /** Results carry a SHA-1 of their rows (ObservedResult.rowsDigest). */
   resultDigest: boolean;

@@ -3,6 +3,7 @@ import { definePlugin, type TrafficCaptureJob, type TrafficCaptureRequest, type 
 import schema from '../../../schemas/plugins/traffic-capture.schema.json' with { type: 'json' };
 import { CaptureJob } from './capture-job.js';
 import { readKeyFile } from './traffic-encryption.js';
+import { zstdAvailable, zstdUnavailable } from './zstd-codec.js';
 
 declare module '../../plugin.js' {
   interface TiproxyServices {
@@ -51,6 +52,7 @@ export default definePlugin<TrafficCaptureConfig>({
         if (!request.output) throw new Error('output: a directory is required');
         if (!(request.durationSeconds > 0)) throw new Error('duration: must be a positive number of seconds');
         if (request.durationSeconds > config['max-duration']) throw new Error(`duration: at most ${config['max-duration']} seconds (traffic-capture max-duration)`);
+        if (request.compress === 'zstd' && !zstdAvailable()) throw new Error(zstdUnavailable('compress: zstd') + ': use gzip');
         const output = resolve(request.output);
         const root = config['allowed-output-root'];
         if (root !== undefined) {

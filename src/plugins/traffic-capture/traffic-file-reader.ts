@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { decryptFile, isEncrypted } from './traffic-encryption.js';
+import { zstdAvailable, zstdDecompress, zstdUnavailable } from './zstd-codec.js';
 import {
   COMMAND_HEADER_BYTES, DIGEST_BYTES, JSON_HEADER_BYTES, META_FILE, READABLE_FORMATS, RECORD_COMMAND, RECORD_JSON, RECORD_RESULT,
   RECORD_RESULT_DIGEST, RESULT_BYTES, type BootRecord, type CaptureMeta, type CommandRecord, type EndRecord, type ResultRecord, type TrafficRecord,
@@ -31,7 +32,7 @@ export function captureFiles(dir: string): string[] {
   } catch (err) {
     throw new Error(`cannot read the capture directory ${dir}: ${(err as Error).message}`);
   }
-  return names.filter((n) => /^traffic-w\d+-\d+\.(jsonl|bin)(\.gz)?(\.enc)?$/.test(n)).sort();
+  return names.filter((n) => /^traffic-w\d+-\d+\.(jsonl|bin)(\.gz|\.zst)?(\.enc)?$/.test(n)).sort();
 }
 
 /** Reads every record of a capture directory (decrypting with `key` when the files are encrypted). */
@@ -47,6 +48,8 @@ export function readCapture(dir: string, key: Buffer | null): CaptureContents {
   }
   const files = captureFiles(dir);
   if (files.length === 0) throw new Error(`${dir} holds no capture files (traffic-w*-*.bin* or .jsonl*)`);
+  const zstdFile = files.find((n) => n.includes('.zst'));
+  if (zstdFile && !zstdAvailable()) throw new Error(zstdUnavailable(`${dir}: the capture is zstd-compressed (${zstdFile}); reading it`));
   const records: TrafficRecord[] = [];
   const pairing = new Map<number, SessionPairing>();
   let badLines = 0;
@@ -58,6 +61,12 @@ export function readCapture(dir: string, key: Buffer | null): CaptureContents {
         data = gunzipSync(data, { finishFlush: 2 /* Z_SYNC_FLUSH: keep what a cut-off file holds */ });
       } catch (err) {
         throw new Error(`${name}: not a readable gzip file: ${(err as Error).message}`);
+      }
+    } else if (name.includes('.zst')) {
+      try {
+        data = zstdDecompress(data);
+      } catch (err) {
+        throw new Error(`${name}: not a readable zstd file: ${(err as Error).message}`);
       }
     }
     badLines += name.includes('.bin') ? decodeBinary(data, records, pairing) : decodeJsonLines(data, records);

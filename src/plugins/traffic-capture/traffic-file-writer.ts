@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { TrafficCompression } from '../../plugin.js';
 import {
   COMMAND_HEADER_BYTES, DIGEST_BYTES, JSON_HEADER_BYTES, RECORD_COMMAND, RECORD_JSON, RECORD_RESULT, RECORD_RESULT_DIGEST, RESULT_BYTES,
   type BootRecord, type EndRecord,
@@ -9,7 +10,7 @@ export interface WriterOptions {
   dir: string;
   /** File name prefix (the worker: "traffic-w0"). */
   prefix: string;
-  compress: 'gzip' | 'none';
+  compress: TrafficCompression;
   /** AES-256 key, or null for plain files. */
   key: Buffer | null;
   /** Start a new file once the current one holds this many bytes (on disk). */

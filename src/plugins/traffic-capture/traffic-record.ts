@@ -1,6 +1,7 @@
 /**
- * The capture file format (docs/traffic.md). Format 2: binary records, gzip-compressed (one gzip member
- * per batch) and optionally AES-256-GCM-encrypted, rotated into traffic-w<worker>-<seq>.bin.gz[.enc]
+ * The capture file format (docs/traffic.md). Format 2: binary records, gzip- or zstd-compressed (one gzip
+ * member or zstd frame per batch) and optionally AES-256-GCM-encrypted, rotated into
+ * traffic-w<worker>-<seq>.bin[.gz|.zst][.enc]
  * files, with a meta.json beside them. Format 1 (JSON lines, .jsonl.gz) is still read. The replayer
  * (src/cli/traffic/) reads what the reader makes of either.
  *
@@ -13,6 +14,8 @@
  *   JSON      u8 4, u32 length, a UTF-8 JSON BootRecord or EndRecord
  * A command and its result are written as they happen; the reader pairs them by session and response.
  */
+
+import type { TrafficCompression } from '../../plugin.js';
 
 export const TRAFFIC_FORMAT_VERSION = 2;
 /** Formats this version reads. */
@@ -98,7 +101,7 @@ export interface CaptureMeta {
   /** Epoch milliseconds; record `ts` values count from here. */
   startedAt: number;
   endedAt: number | null;
-  compress: 'gzip' | 'none';
+  compress: TrafficCompression;
   encrypted: boolean;
   /** Results carry a digest of their rows. */
   resultDigest?: boolean;

@@ -1,11 +1,12 @@
 /** What the capture's main thread and its writer thread (traffic-writer-worker.ts) say to each other. */
+import type { TrafficCompression } from '../../plugin.js';
 
 /** The writer thread's settings (its workerData). */
 export interface WriterThreadInput {
   dir: string;
   /** File name prefix (the worker: "traffic-w0"). */
   prefix: string;
-  compress: 'gzip' | 'none';
+  compress: TrafficCompression;
   /** AES-256 key, or null for plain files. */
   key: Uint8Array | null;
   /** Start a new file once the current one holds this many bytes (on disk). */

@@ -1,6 +1,6 @@
 /**
  * The capture's writer thread (a worker_thread started by TrafficFileWriter): receives filled record
- * buffers, compresses each into one gzip member, encrypts, writes, rotates files, and hands every buffer
+ * buffers, compresses each into one gzip member or zstd frame, encrypts, writes, rotates files, and hands every buffer
  * back for reuse — so neither compression nor encryption nor disk I/O runs on the proxy's main thread.
  * Everything here is synchronous: this thread does nothing else.
  */
@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import type { CipherGCM } from 'node:crypto';
 import { fileCipher } from './traffic-encryption.js';
+import { zstdCompress } from './zstd-codec.js';
 import type { WriterThreadInput, WriterThreadMessage, WriterThreadOutput } from './traffic-writer-messages.js';
 
 const settings = workerData as WriterThreadInput;
@@ -23,6 +24,9 @@ interface OpenFile {
   openedAt: number;
 }
 
+/** The file name says how its batches are compressed (the reader goes by it). */
+const COMPRESSED_SUFFIX = { gzip: '.gz', zstd: '.zst', none: '' } as const;
+
 let current: OpenFile | null = null;
 let seq = 0;
 let failed = false;
@@ -33,7 +37,7 @@ function post(message: WriterThreadOutput, transfer?: ArrayBuffer[]): void {
 
 function open(): OpenFile {
   seq++;
-  const name = `${settings.prefix}-${String(seq).padStart(5, '0')}.bin${settings.compress === 'gzip' ? '.gz' : ''}${key ? '.enc' : ''}`;
+  const name = `${settings.prefix}-${String(seq).padStart(5, '0')}.bin${COMPRESSED_SUFFIX[settings.compress]}${key ? '.enc' : ''}`;
   const fd = openSync(join(settings.dir, name), 'wx');
   const f: OpenFile = { fd, cipher: null, bytes: 0, openedAt: Date.now() };
   if (key) {
@@ -68,7 +72,7 @@ function write(data: Buffer): void {
     f = current = null;
   }
   f ??= current = open();
-  writeOut(f, settings.compress === 'gzip' ? gzipSync(data, { level: 1 }) : data);
+  writeOut(f, settings.compress === 'gzip' ? gzipSync(data, { level: 1 }) : settings.compress === 'zstd' ? zstdCompress(data) : data);
 }
 
 port.on('message', (m: WriterThreadMessage) => {

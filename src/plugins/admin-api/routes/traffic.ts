@@ -1,4 +1,4 @@
-import type { TrafficCaptureService } from '../../../plugin.js';
+import type { TrafficCaptureService, TrafficCompression } from '../../../plugin.js';
 import { errors, type RouteDeps } from '../admin-state.js';
 
 const JOB_SCHEMA = {
@@ -36,7 +36,7 @@ const wire = (j: Job) => ({
 interface CaptureBody {
   output: string;
   duration: number;
-  compress?: 'gzip' | 'none';
+  compress?: TrafficCompression;
   encryption_key_file?: string;
   result_digest?: boolean;
 }
@@ -66,7 +66,7 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
         properties: {
           output: { type: 'string', minLength: 1 },
           duration: { type: 'number', exclusiveMinimum: 0, description: 'Seconds.' },
-          compress: { type: 'string', enum: ['gzip', 'none'], default: 'gzip' },
+          compress: { type: 'string', enum: ['gzip', 'zstd', 'none'], default: 'gzip', description: 'zstd only where the proxy runs on Node 22.15 or later (400 otherwise).' },
           encryption_key_file: { type: 'string', description: 'File on the proxy\'s host holding the AES-256-GCM key (32 bytes or 64 hex characters).' },
           result_digest: { type: 'boolean', default: false, description: 'Record a SHA-1 of each response\'s result rows, so a replay reports statements whose result differs (costs a hash over every row).' },
         },
