@@ -138,7 +138,10 @@ try {
   // CPU used while draining: this process (the in-process proxy; the idle clients do nothing), A and B.
   // The proxy's CPU is this process's own (process.cpuUsage): cpuSeconds(process.pid) would add its
   // children — the MariaDBs and sysbench this bench started.
-  const cpuOf = { proxy: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }, mariadbA: () => cpuSeconds(dbA.pid), mariadbB: () => cpuSeconds(dbB.pid) };
+  const cpuOf = {
+    proxy: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; },
+    proxyKernel: () => process.cpuUsage().system / 1e6,
+    mariadbA: () => cpuSeconds(dbA.pid), mariadbB: () => cpuSeconds(dbB.pid) };
   const cpuBefore = Object.fromEntries(Object.entries(cpuOf).map(([k, read]) => [k, read()]));
   // --cpu-profile: the V8 profile of this process (the in-process proxy) over the drain only.
   const profiler = values['cpu-profile'] ? new inspector.Session() : null;
@@ -212,6 +215,7 @@ try {
     ['CPU seconds during the drain: proxy / MariaDB A / MariaDB B',
       `${cpuDuring['proxy']!.toFixed(1)} / ${cpuDuring['mariadbA']!.toFixed(1)} / ${cpuDuring['mariadbB']!.toFixed(1)}`],
     ['CPU ms per migration: proxy / old backend (A) / new backend (B)', `${perMigrationMs('proxy')} / ${perMigrationMs('mariadbA')} / ${perMigrationMs('mariadbB')}`],
+    ['… of which the proxy spent in the kernel (system time: socket calls, loopback TCP)', `${perMigrationMs('proxyKernel')} ms`],
     ['idle clients whose state was lost', STATE === 'typical' ? String(stateLost) : 'n/a'],
   ];
   const table = [`Migration drain, ${settings}`, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');

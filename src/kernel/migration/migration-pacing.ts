@@ -1,37 +1,92 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 
 /** Fewest migrations allowed at once, so a drain always makes progress. */
-const MIN_CONCURRENCY = 2;
+const MIN_CONCURRENCY = 1;
 /** Most migrations at once. */
 const MAX_CONCURRENCY = 64;
-/** How often the limit is adjusted. */
+/** Where a burst of requests starts before the first measurement. */
+const START_CONCURRENCY = 8;
+/** How often the limit is adjusted while migrations are wanted. */
 const SAMPLE_MS = 100;
 /**
  * Event-loop delay (p99 over one sample) above which migrations back off. Foreground commands wait in
  * the same loop: its delay is what every client of this proxy feels while sessions move.
  */
 const DELAY_LIMIT_MS = 20;
+/**
+ * Share of its undisturbed rate foreground traffic keeps while sessions move: below it, migrations
+ * back off. The rate falls for whatever reason the migrations cost — the proxy's loop, the old or
+ * the new backend's CPU, the network — so this measures all of them at once.
+ */
+const FOREGROUND_KEEP = 0.8;
+/** Foreground rates below this (commands/s) are too thin to steer by: the delay rule alone applies. */
+const MIN_STEERING_RATE = 200;
+/** While migrations keep running, the undisturbed rate is measured again this often (demand changes). */
+const PROBE_EVERY_MS = 3000;
+/** A quiet-time rate older than this is not trusted as the undisturbed one: probe before moving. */
+const BASELINE_STALE_MS = 5000;
+
+/** What pacing reads from the proxy: the foreground's progress and the migrations in flight. */
+export interface PacingSignals {
+  /** Commands sessions have completed so far (a counter that only grows). */
+  completedCommands(): number;
+  /** Migrations running now. */
+  running(): number;
+}
 
 /**
  * How many migrations may run at once, adapted to what foreground traffic feels (additive increase,
- * multiplicative decrease on the event loop's delay): a drain goes as fast as the proxy can move
- * sessions without making its other clients wait. The delay histogram runs only while there is work,
- * so an idle proxy pays nothing.
+ * multiplicative decrease): a drain goes as fast as it can while the proxy's other clients keep
+ * FOREGROUND_KEEP of the command rate they had with no migration running and the event loop stays
+ * prompt. The undisturbed rate is taken while the proxy is quiet of migrations (`quietTick`, from the
+ * scheduler's periodic timer) and re-measured during long drains by a short pause of new moves (a
+ * probe), so it follows changes in demand instead of being guessed. Sampling runs only while there is
+ * work, so an idle proxy pays nothing.
  */
 export class MigrationPacing {
-  private limit = 8;
+  private limit = START_CONCURRENCY;
   private histogram: IntervalHistogram | null = null;
   private timer: NodeJS.Timeout | null = null;
   private wanted = false;
+  /** Foreground commands/s with no migration running; null until measured. */
+  private undisturbed: number | null = null;
+  private undisturbedAt = -Infinity;
+  private lastCount = 0;
+  private lastAt = 0;
+  private lastMigrationAt = -Infinity;
+  /** Samples left in the current probe (no new migrations start meanwhile); 0 = not probing. */
+  private probing = 0;
+  private probeDueAt = 0;
 
-  constructor(private readonly onChange: () => void) {}
+  constructor(private readonly onChange: () => void, private readonly signals: PacingSignals) {}
 
-  /** Migrations that may run at once now. */
+  /** Migrations that may run at once now (0 while a probe measures the undisturbed rate). */
   get concurrency(): number {
-    return this.limit;
+    return this.probing > 0 ? 0 : this.limit;
   }
 
-  /** There are pending migrations (true) or none (false): sampling runs only while there are. */
+  /** The foreground's undisturbed command rate as last measured (commands/s), for observers. */
+  get undisturbedRate(): number | null {
+    return this.undisturbed;
+  }
+
+  /**
+   * Called about once a second by the scheduler whatever happens: while no migration has run for the
+   * whole interval, the foreground's rate over it is its undisturbed rate.
+   */
+  quietTick(): void {
+    if (this.timer) return;
+    const now = performance.now();
+    const count = this.signals.completedCommands();
+    if (this.lastAt > 0 && this.lastAt > this.lastMigrationAt && now - this.lastAt >= 500) {
+      this.undisturbed = ((count - this.lastCount) * 1000) / (now - this.lastAt);
+      this.undisturbedAt = now;
+    }
+    this.lastCount = count;
+    this.lastAt = now;
+  }
+
+  /** There are pending migrations (active) and they wait for a slot (saturated): sampling runs only while active. */
   demand(active: boolean, saturated: boolean): void {
     this.wanted = saturated;
     if (active && !this.timer) {
@@ -39,6 +94,11 @@ export class MigrationPacing {
       this.histogram.enable();
       this.timer = setInterval(() => this.sample(), SAMPLE_MS);
       this.timer.unref();
+      const now = performance.now();
+      this.lastCount = this.signals.completedCommands();
+      this.lastAt = now;
+      this.probeDueAt = now + PROBE_EVERY_MS;
+      if (now - this.undisturbedAt > BASELINE_STALE_MS) this.probing = 2;
     } else if (!active && this.timer) {
       this.stop();
     }
@@ -49,6 +109,8 @@ export class MigrationPacing {
     this.timer = null;
     this.histogram?.disable();
     this.histogram = null;
+    this.probing = 0;
+    this.lastMigrationAt = performance.now();
   }
 
   private sample(): void {
@@ -56,8 +118,38 @@ export class MigrationPacing {
     if (!h) return;
     const p99Ms = h.count > 0 ? h.percentile(99) / 1e6 : 0;
     h.reset();
+    const now = performance.now();
+    const count = this.signals.completedCommands();
+    const rate = ((count - this.lastCount) * 1000) / Math.max(1, now - this.lastAt);
+    this.lastCount = count;
+    this.lastAt = now;
+    const running = this.signals.running();
+    if (running > 0) this.lastMigrationAt = now;
+
+    if (this.probing > 0) {
+      // The first probe sample lets moves in flight finish; a sample that ends with none running measures.
+      if (running === 0 && this.probing === 1) {
+        this.undisturbed = rate;
+        this.undisturbedAt = now;
+      }
+      this.probing = running === 0 ? this.probing - 1 : Math.max(this.probing, 1);
+      if (this.probing === 0) {
+        this.probeDueAt = now + PROBE_EVERY_MS;
+        this.onChange();
+      }
+      return;
+    }
+    if (now >= this.probeDueAt && this.wanted) {
+      this.probing = 2;
+      return;
+    }
+
     const before = this.limit;
-    if (p99Ms > DELAY_LIMIT_MS) {
+    const base = this.undisturbed;
+    // Demand grew while sessions moved: the higher rate is clearly achievable.
+    if (base !== null && rate > base) this.undisturbed = rate;
+    const foregroundHurt = base !== null && base >= MIN_STEERING_RATE && rate < base * FOREGROUND_KEEP;
+    if (p99Ms > DELAY_LIMIT_MS || foregroundHurt) {
       this.limit = Math.max(MIN_CONCURRENCY, Math.floor(this.limit / 2));
     } else if (this.wanted) {
       this.limit = Math.min(MAX_CONCURRENCY, this.limit + 2);

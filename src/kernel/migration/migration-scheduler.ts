@@ -44,7 +44,12 @@ export class MigrationScheduler {
    */
   private readonly unmovable = new Map<number, string>();
   private readonly unreachableUntil = new Map<string, number>();
-  private readonly pacing = new MigrationPacing(() => this.schedule());
+  /** Commands sessions completed (each safe point reached): the foreground's progress, for pacing. */
+  private completedCommands = 0;
+  private readonly pacing = new MigrationPacing(() => this.schedule(), {
+    completedCommands: () => this.completedCommands,
+    running: () => this.running.size,
+  });
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
 
@@ -52,7 +57,10 @@ export class MigrationScheduler {
 
   /** Sessions that stay idle never reach sessionIdle again: their requests are retried every second. */
   start(): void {
-    this.timer ??= setInterval(() => this.schedule(), 1000);
+    this.timer ??= setInterval(() => {
+      this.pacing.quietTick();
+      this.schedule();
+    }, 1000);
     this.timer.unref();
   }
 
@@ -106,6 +114,7 @@ export class MigrationScheduler {
 
   /** A session reached a safe point: its pending move may start now. */
   sessionIdle(session: Session): void {
+    this.completedCommands++;
     if (this.requests.size > 0) void this.tryMigrate(session);
   }
 

@@ -1,7 +1,7 @@
-import { definePlugin } from '../../plugin.js';
+import { definePlugin, type SessionInfo } from '../../plugin.js';
 import schema from '../../../schemas/plugins/migrate-replay.schema.json' with { type: 'json' };
 import { capture, type CapturedState, type CaptureOptions } from './capture.js';
-import { stateFromLedger, type LedgerState } from './failover.js';
+import { readLedgerState, stateFromLedger, type LedgerState } from './failover.js';
 import { replay, restore } from './restore.js';
 
 export interface ReplayConfig {
@@ -17,8 +17,24 @@ const NEVER_COPIED = [
   'PROXY_USER', 'WSREP_LAST_SEEN_GTID', 'WSREP_LAST_WRITTEN_GTID', 'THREAD_HANDLING',
 ];
 
-/** What captureState hands restoreState: read from the old backend (planned) or rebuilt from the ledger (failover). */
-type ReplayState = { planned: CapturedState } | { failover: LedgerState };
+/**
+ * What captureState hands restoreState: read from the old backend (planned), or rebuilt from the
+ * kernel's ledger — a failover always, a planned move when the ledger reproduces the state faithfully.
+ */
+type ReplayState = { planned: CapturedState } | { ledger: LedgerState };
+
+/**
+ * Longest ledger a planned move replays instead of asking the old backend: past it, one SELECT of the
+ * values is cheaper for the target than re-running every SET the client ever sent.
+ */
+const MAX_REPLAYED_STATEMENTS = 64;
+
+/** A planned move's state without a question to the old backend, when the ledger is faithful and short. */
+function plannedFromLedger(session: SessionInfo): ReplayState | null {
+  if (session.tracked.setStatements.size > MAX_REPLAYED_STATEMENTS) return null;
+  const read = readLedgerState(session);
+  return 'state' in read ? { ledger: read.state } : null;
+}
 
 export default definePlugin<ReplayConfig>({
   name: 'migrate-replay',
@@ -40,15 +56,15 @@ export default definePlugin<ReplayConfig>({
       // Another strategy already moves this whole session (migrate-tidb-token on TiDB): nothing to replay.
       if (state['moved-by']) return state;
       const replayState: ReplayState = ctx.source
-        ? { planned: await capture(ctx.source, ctx.session, options) }
-        : { failover: stateFromLedger(ctx.session) };
+        ? plannedFromLedger(ctx.session) ?? { planned: await capture(ctx.source, ctx.session, options) }
+        : { ledger: stateFromLedger(ctx.session) };
       return { ...state, replay: replayState };
     });
     hooks.restoreState.tapPromise('migrate-replay', async (state, ctx) => {
       const captured = state.replay as ReplayState | undefined;
       if (!captured) return;
       if ('planned' in captured) await restore(captured.planned, ctx);
-      else await replay(captured.failover.setStatements, captured.failover, ctx);
+      else await replay(captured.ledger.setStatements, captured.ledger, ctx);
     });
   },
 });
