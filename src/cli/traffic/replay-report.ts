@@ -57,7 +57,25 @@ export interface ReplaySummary {
   differences: number;
   skipped: Record<string, number>;
   sessionErrors: Array<{ session: number; error: string }>;
+  /** Per captured user: how its sessions logged in and what they did. */
+  users: ReplayUserSummary[];
   captureDropped: number;
+}
+
+/** One captured user's sessions in a replay. */
+export interface ReplayUserSummary {
+  /** The user the sessions were captured as. */
+  user: string;
+  /**
+   * How they logged in to the target: `own` (as themselves, from --credentials-file), `fallback` (not in
+   * the file: as --user), `replay-user` (no credentials file: everyone as --user), `none` (skipped).
+   */
+  login: 'own' | 'fallback' | 'replay-user' | 'none';
+  sessions: number;
+  commands: number;
+  replayed: number;
+  /** Executions whose outcome differs from the capture's. */
+  differing: number;
 }
 
 export interface ReplayReport {
@@ -93,8 +111,8 @@ export class ReplayReportBuilder {
     return n;
   }
 
-  /** One replayed command: `sql` is its statement text ('' for commands without one). */
-  add(session: number, command: number, sql: string, source: ResultRecord | undefined, target: ReplayOutcome): void {
+  /** One replayed command: `sql` is its statement text ('' for commands without one). Returns how it differs, or null. */
+  add(session: number, command: number, sql: string, source: ResultRecord | undefined, target: ReplayOutcome): DifferenceKind | null {
     const s = this.statementOf(command, sql);
     let acc = this.byDigest.get(s.digest);
     if (!acc) {
@@ -106,17 +124,18 @@ export class ReplayReportBuilder {
     }
     acc.executions++;
     acc.targetMs.push(target.ms);
-    if (!source) return;
+    if (!source) return null;
     acc.compared++;
     acc.sourceMs.push(source.ms);
     const kind = differenceOf(source, target, s.nondeterministic);
-    if (!kind) return;
+    if (!kind) return null;
     acc.differences[kind] = (acc.differences[kind] ?? 0) + 1;
     acc.differing++;
     acc.examples[kind] ??= {
       session, statement: sql.length > 2000 ? `${sql.slice(0, 2000)}…` : sql,
       source: summarize(source), target: summarize(target),
     };
+    return kind;
   }
 
   statements(): DigestReport[] {
@@ -155,6 +174,19 @@ export function differenceOf(source: ResultRecord, target: ReplayOutcome, nondet
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const outcome = (o: OutcomeSummary) => (o.err !== 0 ? `ERR ${o.err}` : `OK, ${o.aff} affected, ${o.rows} rows${o.digest !== undefined && o.rows > 0 ? ` (rows sha1 ${o.digest.slice(0, 12)})` : ''}`);
 
+const LOGIN_TEXT: Record<ReplayUserSummary['login'], string> = {
+  own: 'as itself', fallback: 'as --user (not in the credentials file)', 'replay-user': 'as --user', none: 'skipped: no credentials',
+};
+
+/** Sessions skipped because nobody could log them in: "carol (2 sessions, 17 commands)". */
+function withoutCredentials(s: ReplaySummary): string | null {
+  const none = s.users.filter((u) => u.login === 'none');
+  if (none.length === 0) return null;
+  const sessions = none.reduce((n, u) => n + u.sessions, 0);
+  return `${sessions} sessions skipped, their users have no credentials (not in --credentials-file, and no --user): `
+    + none.map((u) => `${u.user || '(unknown)'} (${u.sessions} sessions, ${u.commands} commands)`).join(', ');
+}
+
 /** The report as a readable HTML page (one self-contained file). */
 export function renderHtml(report: ReplayReport): string {
   const s = report.summary;
@@ -181,7 +213,7 @@ td.n{text-align:right;white-space:nowrap}tr.bad{background:#fff1f0}code{font-siz
 <tr><td>capture</td><td>${esc(s.input)}</td></tr><tr><td>target</td><td>${esc(s.target)}</td></tr>
 <tr><td>replayed</td><td>${s.replayed} of ${s.commands} commands, ${s.sessions} sessions, ${s.seconds} s (${s.commandsPerSecond} commands/s), speed ${s.speed}×${s.readOnly ? ', read-only' : ''}${s.shard ? `, shard ${esc(s.shard)}` : ''}</td></tr>
 <tr><td>skipped</td><td>${skipped}</td></tr>
-<tr><td>session errors</td><td>${s.sessionErrors.length === 0 ? 'none' : s.sessionErrors.map((e) => `session ${e.session}: ${esc(e.error)}`).join('<br>')}</td></tr>
+${s.users.some((u) => u.login !== 'replay-user') ? `<tr><td>users</td><td>${s.users.map((u) => `${esc(u.user || '(unknown)')}: ${LOGIN_TEXT[u.login]}, ${u.sessions} sessions, ${u.replayed} of ${u.commands} commands replayed, ${u.differing} differing`).join('<br>')}</td></tr>\n` : ''}<tr><td>session errors</td><td>${s.sessionErrors.length === 0 ? 'none' : s.sessionErrors.map((e) => `session ${e.session}: ${esc(e.error)}`).join('<br>')}</td></tr>
 </table>
 <h2>Statements (${s.statements})</h2>
 <table><tr><th>statement (normalized)</th><th>command</th><th>executions</th><th>differing</th><th>differences</th><th>source ms p50 / p99</th><th>target ms p50 / p99</th></tr>
@@ -212,6 +244,12 @@ export function summaryText(report: ReplayReport, files: { json: string; html: s
   }
   const skipped = Object.entries(s.skipped).filter(([, n]) => n > 0);
   if (skipped.length > 0) lines.push(`skipped: ${skipped.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (s.users.some((u) => u.login !== 'replay-user')) {
+    lines.push('per user:');
+    for (const u of s.users) lines.push(`  ${u.user || '(unknown)'}: ${LOGIN_TEXT[u.login]}, ${u.sessions} sessions, ${u.replayed} of ${u.commands} commands replayed, ${u.differing} differing`);
+  }
+  const unreplayable = withoutCredentials(s);
+  if (unreplayable) lines.push(unreplayable);
   if (s.sessionErrors.length > 0) lines.push(`sessions that failed: ${s.sessionErrors.length} (first: session ${s.sessionErrors[0]!.session}: ${s.sessionErrors[0]!.error})`);
   if (s.captureDropped > 0) lines.push(`the capture dropped ${s.captureDropped} commands (its writer fell behind): those were not replayed`);
   lines.push(`report: ${files.html} (and ${files.json})`);

@@ -8,6 +8,7 @@ import { printRows } from '../ctl/output.js';
 import { positiveSeconds, validAddr, withTargetOptions, type Targets } from '../ctl/target-options.js';
 import { replayTraffic, type ReplayProgress } from './traffic-replay.js';
 import { summaryText, writeReport } from './replay-report.js';
+import { readCredentialsFile } from './replay-credentials.js';
 
 /** A capture job as GET /api/traffic answers it. */
 interface CaptureJobAnswer {
@@ -27,8 +28,9 @@ interface CaptureJobAnswer {
 interface ReplayFlags {
   input: string;
   target: string;
-  user: string;
-  passwordFile: string;
+  user?: string;
+  passwordFile?: string;
+  credentialsFile?: string;
   speed: number;
   readOnly?: boolean;
   report: string;
@@ -107,8 +109,9 @@ export function addTrafficCommands(program: Command, steer: <F extends object, A
       + 'writes report.json and report.html into --report and prints a summary. Exit 0 when nothing differs, 4 when something does.')
     .requiredOption('--input <dir>', 'capture directory (all workers\' files in it)')
     .requiredOption('--target <host:port>', 'server to replay against', target)
-    .requiredOption('--user <name>', 'user every replayed session logs in as')
-    .requiredOption('--password-file <file>', 'file holding that user\'s password')
+    .option('--user <name>', 'user every replayed session logs in as (with --credentials-file: those whose user is not in it)')
+    .option('--password-file <file>', 'file holding that user\'s password')
+    .option('--credentials-file <file>', 'user:password lines (mode 600): each session logs in as the user it was captured as')
     .option('--speed <factor>', 'replay speed, 0.1 to 10 (1: as captured)', speed, 1)
     .option('--read-only', 'skip statements that write (counted in the report)')
     .requiredOption('--report <dir>', 'directory for report.json and report.html')
@@ -116,11 +119,21 @@ export function addTrafficCommands(program: Command, steer: <F extends object, A
     .option('--encryption-key-file <file>', 'key of an encrypted capture')
     .option('--connect-timeout <seconds>', 'login timeout per session', positiveSeconds, 10)
     .action(async (flags: ReplayFlags) => {
-      let password: string;
+      if (flags.user === undefined && flags.credentialsFile === undefined) throw new CtlError('replay: give --user and --password-file, or --credentials-file (or both)', EXIT.usage);
+      if ((flags.user === undefined) !== (flags.passwordFile === undefined)) throw new CtlError('replay: --user and --password-file go together', EXIT.usage);
+      let password: string | undefined;
+      if (flags.passwordFile !== undefined) {
+        try {
+          password = readFileSync(flags.passwordFile, 'utf8').replace(/\r?\n$/, '');
+        } catch (err) {
+          throw new CtlError(`--password-file: cannot read ${flags.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.usage);
+        }
+      }
+      let credentials: Map<string, string> | undefined;
       try {
-        password = readFileSync(flags.passwordFile, 'utf8').replace(/\r?\n$/, '');
+        credentials = flags.credentialsFile !== undefined ? readCredentialsFile(flags.credentialsFile) : undefined;
       } catch (err) {
-        throw new CtlError(`--password-file: cannot read ${flags.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.usage);
+        throw new CtlError((err as Error).message, EXIT.usage);
       }
       let key: Buffer | null = null;
       try {
@@ -136,7 +149,8 @@ export function addTrafficCommands(program: Command, steer: <F extends object, A
       let report;
       try {
         report = await replayTraffic({
-          input: flags.input, target: flags.target, user: flags.user, password, speed: flags.speed, readOnly: flags.readOnly === true,
+          input: flags.input, target: flags.target, ...(flags.user !== undefined ? { user: flags.user, password } : {}), ...(credentials ? { credentials } : {}),
+          speed: flags.speed, readOnly: flags.readOnly === true,
           shard: flags.shard ?? null, key, connectTimeoutMs: flags.connectTimeout * 1000, onProgress,
         });
       } catch (err) {

@@ -2,14 +2,17 @@ import { COM_CHANGE_USER, COM_INIT_DB, COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_
 import { readCapture } from '../../plugins/traffic-capture/traffic-file-reader.js';
 import type { BootRecord, CommandRecord, TrafficRecord } from '../../plugins/traffic-capture/traffic-record.js';
 import { ReplayConnection, type ReplayOutcome } from './replay-connection.js';
-import { ReplayReportBuilder, type ReplayReport } from './replay-report.js';
+import { ReplayReportBuilder, type ReplayReport, type ReplayUserSummary } from './replay-report.js';
 import { isLoadData, isReadOnlyStatement } from './statement-digest.js';
 
 export interface ReplayOptions {
   input: string;
   target: string;
-  user: string;
-  password: string;
+  /** The login of sessions whose user has no entry in `credentials` (all sessions without `credentials`); without it they are skipped. */
+  user?: string;
+  password?: string;
+  /** Captured user -> password: each session logs in as the user it was captured as (--credentials-file). */
+  credentials?: ReadonlyMap<string, string>;
   /** 1 = captured pace; 2 = twice as fast. */
   speed: number;
   readOnly: boolean;
@@ -42,6 +45,20 @@ interface CapturedSession {
 
 type SkipReason = 'read-only writes' | 'LOAD DATA' | 'truncated payload' | 'unknown statement id' | 'COM_CHANGE_USER' | 'after session failure';
 
+/** How a session logs in to the target: as its captured user (credentials file) or as the fallback --user. */
+interface Login {
+  user: string;
+  password: string;
+  how: ReplayUserSummary['login'];
+}
+
+function loginFor(captured: string, opts: ReplayOptions): Login | null {
+  const own = opts.credentials?.get(captured);
+  if (own !== undefined) return { user: captured, password: own, how: 'own' };
+  if (opts.user !== undefined) return { user: opts.user, password: opts.password ?? '', how: opts.credentials ? 'fallback' : 'replay-user' };
+  return null;
+}
+
 /** Replays a capture directory against a target and builds the report (docs/traffic.md). */
 export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> {
   const capture = readCapture(opts.input, opts.key);
@@ -50,11 +67,12 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
   const digests = capture.meta?.resultDigest === true;
   const total = sessions.reduce((n, s) => n + s.commands.length, 0);
   const report = new ReplayReportBuilder();
-  const skipped: Record<SkipReason | 'bootstrap statements failed', number> = {
+  const skipped: Record<SkipReason | 'bootstrap statements failed' | 'sessions without credentials', number> = {
     'read-only writes': 0, 'LOAD DATA': 0, 'truncated payload': 0, 'unknown statement id': 0, COM_CHANGE_USER: 0, 'after session failure': 0,
-    'bootstrap statements failed': 0,
+    'bootstrap statements failed': 0, 'sessions without credentials': 0,
   };
   const sessionErrors: Array<{ session: number; error: string }> = [];
+  const users = new Map<string, ReplayUserSummary>();
   let replayed = 0;
   let differences = 0;
   let sessionsDone = 0;
@@ -74,14 +92,26 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
 
   const replaySession = async (s: CapturedSession): Promise<void> => {
     const boot = s.boot;
+    const captured = boot?.user ?? '';
+    const login = loginFor(captured, opts);
+    let perUser = users.get(captured);
+    if (!perUser) users.set(captured, (perUser = { user: captured, login: login?.how ?? 'none', sessions: 0, commands: 0, replayed: 0, differing: 0 }));
+    perUser.sessions++;
+    perUser.commands += s.commands.length;
+    if (!login) {
+      skipped['sessions without credentials'] += s.commands.length;
+      sessionsDone++;
+      return;
+    }
     if (boot) await until(boot.ts);
     else if (s.commands[0]) await until(s.commands[0].ts);
     let conn: ReplayConnection;
     try {
-      conn = await ReplayConnection.open(opts.target, opts.user, opts.password, boot?.db ?? '', opts.connectTimeoutMs, digests);
+      conn = await ReplayConnection.open(opts.target, login.user, login.password, boot?.db ?? '', opts.connectTimeoutMs, digests);
     } catch (err) {
-      sessionErrors.push({ session: s.id, error: `cannot log in to ${opts.target}: ${(err as Error).message}` });
+      sessionErrors.push({ session: s.id, error: `cannot log in to ${opts.target} as ${login.user}: ${(err as Error).message}` });
       skipped['after session failure'] += s.commands.length;
+      sessionsDone++;
       return;
     }
     /** Captured statement id -> the target's, and the statement's SQL (for digests and read-only checks). */
@@ -97,7 +127,7 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
           else {
             // Prepared on the source before the capture: a statement the target refuses is a difference.
             skipped['bootstrap statements failed']++;
-            report.add(s.id, COM_STMT_PREPARE, `PREPARE ${st.sql}`, { err: 0, aff: 0, rows: 0, ms: o.ms }, o);
+            if (report.add(s.id, COM_STMT_PREPARE, `PREPARE ${st.sql}`, { err: 0, aff: 0, rows: 0, ms: o.ms }, o)) perUser.differing++;
           }
         }
       }
@@ -143,13 +173,15 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
         if (NO_RESPONSE.has(command)) {
           conn.sendOnly(payload);
           replayed++;
+          perUser.replayed++;
           continue;
         }
         const outcome: ReplayOutcome = await conn.run(payload);
         replayed++;
         if (command === COM_STMT_PREPARE && outcome.err === 0 && cmd.r?.stmt !== undefined) statements.set(cmd.r.stmt, { id: outcome.stmt, sql });
         if (command === COM_INIT_DB) sql = '';
-        report.add(s.id, command, command === COM_STMT_PREPARE ? `PREPARE ${sql}` : sql, cmd.r, outcome);
+        perUser.replayed++;
+        if (report.add(s.id, command, command === COM_STMT_PREPARE ? `PREPARE ${sql}` : sql, cmd.r, outcome)) perUser.differing++;
         if (cmd.r && (cmd.r.err === 0) !== (outcome.err === 0)) differences++;
       }
     } catch (err) {
@@ -171,6 +203,7 @@ export async function replayTraffic(opts: ReplayOptions): Promise<ReplayReport> 
       startedAt: startedAt.toISOString(), seconds, sessions: sessions.length, commands: total, replayed,
       commandsPerSecond: seconds > 0 ? Math.round(replayed / seconds) : replayed, statements: statements.length,
       differingStatements: differing.length, differences: differing.reduce((n, d) => n + d.differing, 0), skipped, sessionErrors,
+      users: [...users.values()].sort((a, b) => a.user.localeCompare(b.user)),
       captureDropped: capture.meta?.dropped ?? 0,
     },
     statements,
