@@ -55,6 +55,11 @@ export default definePlugin<NativeCredentialsConfig>({
     const fromFile = config['users-file'] ? readUsersFile(config['users-file']) : new Map<string, Buffer[]>();
     const cache = new Map<string, { hashes: Buffer[]; at: number }>();
     const account = config['service-account'];
+    const recovered = new WeakMap<object, { user: string; stage1: Buffer }>();
+    const remember = (exchange: object, user: string, stage1: Buffer) => {
+      recovered.set(exchange, { user, stage1 });
+      return { kind: 'native-hash' as const, user, stage1 };
+    };
 
     async function fetchHashes(user: string, addr: string): Promise<Buffer[]> {
       if (!account) return [];
@@ -72,12 +77,15 @@ export default definePlugin<NativeCredentialsConfig>({
 
     hooks.backendCredentials.tapPromise('credentials-native', async ({ session, authExchange, backend, source }) => {
       if (!authExchange || authExchange.plugin !== protocol.MYSQL_NATIVE_PASSWORD) return undefined;
+      // A session's login exchange does not change: what was recovered from it once serves every later move.
+      const known = recovered.get(authExchange);
+      if (known && known.user === session.user) return { kind: 'native-hash', user: session.user, stage1: known.stage1 };
       const candidates = [...(fromFile.get(session.user) ?? [])];
       const cached = cache.get(session.user);
       if (cached && Date.now() - cached.at < config['cache-ttl'] * 1000) candidates.push(...cached.hashes);
       for (const stored of candidates) {
         const stage1 = recoverStage1(authExchange, stored);
-        if (stage1) return { kind: 'native-hash', user: session.user, stage1 };
+        if (stage1) return remember(authExchange, session.user, stage1);
       }
       // Not known, or the password changed since it was cached: ask the backend the session is on — or,
       // when that one is gone (a failover: no source), the one it is moving to.
@@ -88,7 +96,7 @@ export default definePlugin<NativeCredentialsConfig>({
         try {
           for (const stored of await fetchHashes(session.user, addr)) {
             const stage1 = recoverStage1(authExchange, stored);
-            if (stage1) return { kind: 'native-hash', user: session.user, stage1 };
+            if (stage1) return remember(authExchange, session.user, stage1);
           }
           return undefined;
         } catch (err) {
