@@ -147,6 +147,9 @@ try {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
   }
+  // The kernel's pacing while the drain runs: how many moves it allowed at once (it follows the foreground).
+  const allowed: number[] = [];
+  const pacingTimer = setInterval(() => allowed.push(p.kernel.migrations.pacingSnapshot().concurrency), 100);
   const drainAt = Date.now();
   await p.kernel.reload(next);
   let drainedAt = 0;
@@ -158,6 +161,8 @@ try {
     await sleep(10);
   }
   const drainMs = drainedAt ? drainedAt - drainAt : NaN;
+  clearInterval(pacingTimer);
+  const undisturbedRate = p.kernel.migrations.pacingSnapshot().undisturbedRate;
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
     writeFileSync(values['cpu-profile']!, JSON.stringify(profile));
@@ -213,6 +218,9 @@ try {
       `${cpuDuring['proxy']!.toFixed(1)} / ${cpuDuring['mariadbA']!.toFixed(1)} / ${cpuDuring['mariadbB']!.toFixed(1)}`],
     ['CPU ms per migration: proxy / old backend (A) / new backend (B)', `${perMigrationMs('proxy')} / ${perMigrationMs('mariadbA')} / ${perMigrationMs('mariadbB')}`],
     ['… of which the proxy spent in the kernel (system time: socket calls, loopback TCP)', `${perMigrationMs('proxyKernel')} ms`],
+    ['moves allowed at once during the drain (mean / max of 100 ms samples)',
+      `${allowed.length ? (allowed.reduce((a, b) => a + b, 0) / allowed.length).toFixed(1) : 'n/a'} / ${allowed.length ? Math.max(...allowed) : 'n/a'}`],
+    ['foreground rate the pacing measured with no move running (commands/s)', undisturbedRate === null ? 'n/a' : undisturbedRate.toFixed(0)],
     ['idle clients whose state was lost', STATE === 'typical' ? String(stateLost) : 'n/a'],
   ];
   const table = [`Migration drain, ${settings}`, '', '| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
@@ -227,6 +235,7 @@ try {
     drainMs, migrations: { succeeded: ok.length, other: notOk.map((o) => o.result), p50Ms: percentile(ok, 50), p99Ms: percentile(ok, 99), maxMs: ok.at(-1) ?? null },
     clientErrors, closedUnderClients, onB, qpsBefore, qpsDuring, qpsMinDuring, reports: reports.map((r) => ({ t: r.at - drainAt, qps: r.qps })),
     sysbenchErrors: sbResult.errors, sysbenchReconnects: sbResult.reconnects, cpuSecondsDuringDrain: cpuDuring,
+    pacing: { allowed, undisturbedRate },
     state: STATE, stateLost, cpuMsPerMigration: { proxy: perMigrationMs('proxy'), old: perMigrationMs('mariadbA'), new: perMigrationMs('mariadbB') },
   }, null, 2));
   log(`wrote ${file}`);

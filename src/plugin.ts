@@ -4,7 +4,7 @@
  */
 export { definePlugin } from './kernel/plugins/plugin-definition.js';
 export type {
-  BackendDirectory, BackendTraffic, HookStats, JsonSchema, MigrationDirectory, MigrationRequest, PluginContext, PluginHostInfo, ReloadStats,
+  BackendDirectory, BackendTraffic, HookStats, JsonSchema, MigrationDirectory, MigrationPacingSnapshot, MigrationRequest, PluginContext, PluginHostInfo, ReloadStats,
   ServiceRegistry, SessionDirectory, TiproxyPlugin, TiproxyServices, WorkerGroup,
 } from './kernel/plugins/plugin-definition.js';
 export type { MetricsService } from './kernel/plugins/metrics-service.js';

@@ -329,6 +329,7 @@ export class Kernel implements SessionHost {
       cancel: (sessionId) => this.cancelMigration(sessionId),
       unmovableReason: (sessionId) => this.unmovableReason(sessionId),
       dropped: () => this.migrations.dropped,
+      pacing: () => this.migrations.pacingSnapshot(),
     };
   }
 

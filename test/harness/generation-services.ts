@@ -11,7 +11,8 @@ export function offlineGenerationServices(): GenerationServices {
     logger: pino({ level: 'silent' }),
     backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
     sessions: { list: () => [], get: () => undefined, count: () => 0 },
-    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map() },
+    migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map(),
+      pacing: () => ({ concurrency: 0, running: 0, undisturbedRate: null }) },
     openBackendSql: none,
     errorCounts: new Map(),
   };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BackendRecord, BackendRegistry } from '../backend/backend-registry.js';
 import type { MigrationOutcome } from '../hooks/hook-types.js';
-import type { MigrationRequest } from '../plugins/plugin-definition.js';
+import type { MigrationPacingSnapshot, MigrationRequest } from '../plugins/plugin-definition.js';
 import type { Session } from '../session/session.js';
 import { MigrationPacing } from './migration-pacing.js';
 import { failoverSession, migrateSession, type MoveOutcome, type TargetResolver } from './session-migration.js';
@@ -88,6 +88,10 @@ export class MigrationScheduler {
     return true;
   }
 
+  pacingSnapshot(): MigrationPacingSnapshot {
+    return { concurrency: this.pacing.concurrency, running: this.running.size, undisturbedRate: this.pacing.undisturbedRate };
+  }
+
   cancel(sessionId: number): boolean {
     if (this.running.has(sessionId)) return false;
     return this.requests.delete(sessionId);
@@ -151,6 +155,8 @@ export class MigrationScheduler {
 
   /** Starts pending migrations of sessions at a safe point, up to the current concurrency. */
   schedule(): void {
+    // Pacing first: a drain that starts without a recent measure of the foreground probes before any move.
+    this.pacing.demand(this.requests.size > 0, this.running.size >= this.pacing.concurrency);
     for (const id of this.requests.keys()) {
       if (this.running.size >= this.pacing.concurrency) break;
       const session = this.host.session(id);

@@ -61,6 +61,18 @@ export interface MigrationDirectory {
    * "target-unavailable") or dropped after failing ("no-other-backend", "failed"). Counts since start.
    */
   dropped(): ReadonlyMap<string, number>;
+  /** How the kernel paces moves right now (it adapts to what foreground traffic feels). */
+  pacing(): MigrationPacingSnapshot;
+}
+
+/** The migration scheduler's pacing as of now. */
+export interface MigrationPacingSnapshot {
+  /** Moves allowed to run at once (0 while a probe measures the undisturbed foreground rate). */
+  readonly concurrency: number;
+  /** Moves running now. */
+  readonly running: number;
+  /** Foreground commands per second with no move running, as last measured; null until measured. */
+  readonly undisturbedRate: number | null;
 }
 
 /** Calls, failures and time of one plugin's taps on one hook, over every generation since start. */

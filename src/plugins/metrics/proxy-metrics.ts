@@ -149,6 +149,15 @@ export class ProxyMetrics {
       values: () => [...(src()?.migrations.dropped() ?? new Map<string, number>())].map(([reason, value]) => ({ labels: { reason }, value })),
     });
     registerSnapshotMetric(reg, {
+      name: 'tiproxy_balance_migrate_concurrency',
+      help: 'Migrations the kernel allows at once now: it halves them when foreground traffic drops below 80 % of its undisturbed rate or the event loop lags, and grows them otherwise (0 during a probe).',
+      type: 'gauge', aggregator: 'sum', values: () => [{ labels: {}, value: src()?.migrations.pacing().concurrency ?? 0 }],
+    });
+    registerSnapshotMetric(reg, {
+      name: 'tiproxy_balance_migrate_running', help: 'Migrations running now.', type: 'gauge', aggregator: 'sum',
+      values: () => [{ labels: {}, value: src()?.migrations.pacing().running ?? 0 }],
+    });
+    registerSnapshotMetric(reg, {
       name: 'tiproxy_balance_migrate_pending', help: 'Migration requests not carried out yet.', type: 'gauge', aggregator: 'sum',
       values: () => [{ labels: {}, value: src()?.migrations.pending().length ?? 0 }],
     });

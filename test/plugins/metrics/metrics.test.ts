@@ -168,6 +168,8 @@ describe('metrics plugin', () => {
       assert.equal(m.sum('tiproxy_balance_b_conn', { backend: a }), 1, 'the session in a transaction stays');
       assert.equal(m.sum('tiproxy_balance_b_conn', { backend: b }), 3);
       assert.ok(m.sum('tiproxy_backend_event_total', { backend: a, event: 'draining' }) >= 1);
+      assert.equal(m.sum('tiproxy_balance_migrate_running'), 0, 'the three moves are over; the pinned session waits for its safe point');
+      assert.ok(m.sum('tiproxy_balance_migrate_concurrency') >= 1, 'moves are allowed while a request is pending');
     } finally {
       await closeAll();
       await proxy.stop();
