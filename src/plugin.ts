@@ -9,7 +9,7 @@ export type {
 } from './kernel/plugins/plugin-definition.js';
 export type { MetricsService } from './kernel/plugins/metrics-service.js';
 export type { ObservationOptions, TrafficObservation } from './kernel/plugins/traffic-observation.js';
-export type { TrafficCaptureJob, TrafficCaptureRequest, TrafficCaptureService, TrafficCompression } from './kernel/plugins/traffic-capture-service.js';
+export type { TrafficCaptureJob, TrafficCaptureRequest, TrafficCaptureService, TrafficCaptureWorkerPart, TrafficCompression } from './kernel/plugins/traffic-capture-service.js';
 export type { FleetDrainMark, FleetProxy, FleetService } from './kernel/plugins/fleet-service.js';
 export type { HookSet } from './kernel/hooks/hook-set.js';
 export type {

@@ -13,8 +13,8 @@ export type WorkerMessage =
   | { type: 'fatal'; message: string }
   /** The worker's own sessions per backend changed (see cluster-counts.ts). */
   | { type: 'counts'; counts: BackendCounts }
-  /** A plugin asks every worker `topic` (WorkerGroup.askAll); the primary relays it (see worker-questions.ts). */
-  | { type: 'ask'; id: number; topic: string; timeoutMs: number }
+  /** A plugin asks every worker `topic` (WorkerGroup.askAll) with a JSON `payload`; the primary relays it (see worker-questions.ts). */
+  | { type: 'ask'; id: number; topic: string; timeoutMs: number; payload?: unknown }
   /** This worker's answer to the primary's question `id` (`error` when it has none). */
   | { type: 'answer'; id: number; value?: unknown; error?: string };
 
@@ -26,7 +26,7 @@ export type PrimaryMessage =
   /** The other workers' sessions per backend (everything but the receiver's own). */
   | { type: 'remote-counts'; counts: BackendCounts }
   /** Another worker (or this one) asks `topic`: answer with an `answer` message carrying `id`. */
-  | { type: 'question'; id: number; topic: string }
+  | { type: 'question'; id: number; topic: string; payload?: unknown }
   /** The answers to this worker's `ask` `id`, from every worker that answered in time. */
   | { type: 'answers'; id: number; values: unknown[] };
 

@@ -31,7 +31,7 @@ export class QuestionRelay {
     question.timer.unref();
     this.open.set(id, question);
     if (question.waiting.size === 0) return this.finish(id);
-    for (const worker of readyWorkers) this.send(worker, { type: 'question', id, topic: message.topic });
+    for (const worker of readyWorkers) this.send(worker, { type: 'question', id, topic: message.topic, payload: message.payload });
   }
 
   answer(worker: number, message: Extract<WorkerMessage, { type: 'answer' }>): void {
@@ -66,10 +66,10 @@ export class WorkerQuestions {
   private readonly pending = new Map<number, { resolve: (values: unknown[]) => void; timer: NodeJS.Timeout }>();
 
   constructor(private readonly group: WorkerGroupHost, private readonly send: (message: WorkerMessage) => void) {
-    group.transport = (topic, timeoutMs) => this.askAll(topic, timeoutMs);
+    group.transport = (topic, timeoutMs, payload) => this.askAll(topic, timeoutMs, payload);
   }
 
-  private askAll(topic: string, timeoutMs: number): Promise<unknown[]> {
+  private askAll(topic: string, timeoutMs: number, payload: unknown): Promise<unknown[]> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       // The primary answers by the timeout; this one only covers a primary that is gone.
@@ -79,7 +79,7 @@ export class WorkerQuestions {
       }, timeoutMs + 1000);
       timer.unref();
       this.pending.set(id, { resolve, timer });
-      this.send({ type: 'ask', id, topic, timeoutMs });
+      this.send({ type: 'ask', id, topic, timeoutMs, payload });
     });
   }
 
@@ -92,7 +92,7 @@ export class WorkerQuestions {
   }
 
   onQuestion(message: Extract<PrimaryMessage, { type: 'question' }>): void {
-    this.group.answerLocal(message.topic).then(
+    this.group.answerLocal(message.topic, message.payload).then(
       (value) => this.send({ type: 'answer', id: message.id, value }),
       (err: unknown) => this.send({ type: 'answer', id: message.id, error: err instanceof Error ? err.message : String(err) }),
     );

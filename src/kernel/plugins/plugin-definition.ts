@@ -112,15 +112,17 @@ export interface WorkerGroup {
   /** Processes serving sessions (1 in a single-process proxy). */
   readonly count: number;
   /**
-   * Answers `topic` when any worker (this one included) asks all of them. The newest generation's
-   * answer replaces older ones; answers cross processes, so they must be plain JSON values.
+   * Answers `topic` when any worker (this one included) asks all of them; `fn` gets the asker's payload
+   * (undefined when it sent none). The newest generation's answer replaces older ones; answers cross
+   * processes, so they must be plain JSON values.
    */
-  answer(topic: string, fn: () => unknown): void;
+  answer(topic: string, fn: (payload: unknown) => unknown): void;
   /**
-   * Every worker's answer to `topic` (this one's included; in a single process, just this one's).
+   * Every worker's answer to `topic` (this one's included; in a single process, just this one's), each
+   * given `payload` (a plain JSON value: it crosses processes; an order such as "start this capture").
    * Workers that do not answer within `timeoutMs` (default 5000) or have no answer are left out.
    */
-  askAll(topic: string, timeoutMs?: number): Promise<unknown[]>;
+  askAll(topic: string, timeoutMs?: number, payload?: unknown): Promise<unknown[]>;
 }
 
 /**

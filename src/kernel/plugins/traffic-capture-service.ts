@@ -39,13 +39,28 @@ export interface TrafficCaptureJob {
   readonly encrypted: boolean;
   readonly resultDigest: boolean;
   readonly error: string | null;
+  /** Each worker's part of the capture (proxy.workers > 1; one entry in a single process). The fields above total them. */
+  readonly workers: readonly TrafficCaptureWorkerPart[];
 }
 
+/** One worker process's part of a capture: it writes its own files (traffic-w<worker>-*) into the same directory. */
+export interface TrafficCaptureWorkerPart {
+  /** The worker's id (0 in a single process). */
+  readonly worker: number;
+  readonly status: TrafficCaptureJob['status'];
+  readonly commands: number;
+  readonly dropped: number;
+  readonly sessions: number;
+  readonly files: readonly string[];
+  readonly error: string | null;
+}
+
+/** Captures are started, cancelled and listed on every worker of the proxy (one capture id across them). */
 export interface TrafficCaptureService {
-  /** Starts a capture; throws (with a reason for the operator) when one runs or the request is invalid. */
-  start(request: TrafficCaptureRequest): TrafficCaptureJob;
-  /** Cancels the running capture (its files so far are kept and readable); null when none runs. */
+  /** Starts a capture on every worker; rejects (with a reason for the operator) when one runs or the request is invalid. */
+  start(request: TrafficCaptureRequest): Promise<TrafficCaptureJob>;
+  /** Cancels the running capture on every worker (their files so far are kept and readable); null when none runs. */
   cancel(): Promise<TrafficCaptureJob | null>;
-  /** The running capture first, then earlier ones (most recent first). */
-  jobs(): readonly TrafficCaptureJob[];
+  /** The running capture first, then earlier ones (most recent first), totalled over the workers. */
+  jobs(): Promise<readonly TrafficCaptureJob[]>;
 }

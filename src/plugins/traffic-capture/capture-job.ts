@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ObservedCommand, ObservedResult, SessionInfo, TrafficCaptureJob, TrafficCompression, TrafficObservation } from '../../plugin.js';
 import { TrafficFileWriter } from './traffic-file-writer.js';
-import { META_FILE, TRAFFIC_FORMAT_VERSION, type BootRecord, type CaptureMeta } from './traffic-record.js';
+import { metaFileName, TRAFFIC_FORMAT_VERSION, type BootRecord, type CaptureMeta } from './traffic-record.js';
 
 export interface CaptureSettings {
   output: string;
@@ -19,6 +19,9 @@ export interface CaptureSettings {
   maxPayloadBytes: number;
   /** This process among the workers (file names). */
   worker: number;
+  /** The capture's id and start (epoch ms): the same on every worker. */
+  id: string;
+  startedAt: number;
 }
 
 /**
@@ -28,7 +31,8 @@ export interface CaptureSettings {
  */
 export class CaptureJob {
   readonly id: string;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
+  private readonly metaFile: string;
   private readonly t0 = performance.now();
   /** Sessions whose bootstrap record is written. */
   private readonly sessions = new Set<number>();
@@ -46,9 +50,13 @@ export class CaptureJob {
 
   constructor(readonly settings: CaptureSettings, private readonly traffic: TrafficObservation, private readonly onEnd: (job: CaptureJob) => void) {
     mkdirSync(settings.output, { recursive: true });
-    const leftovers = readdirSync(settings.output).filter((f) => f.startsWith('traffic-') || f === META_FILE);
+    // Only this worker's names: the other workers write theirs into the same directory at the same time.
+    this.metaFile = metaFileName(settings.worker);
+    const prefix = `traffic-w${settings.worker}-`;
+    const leftovers = readdirSync(settings.output).filter((f) => f.startsWith(prefix) || f === this.metaFile);
     if (leftovers.length > 0) throw new Error(`output directory ${settings.output} already holds a capture (${leftovers[0]}): use an empty directory`);
-    this.id = `capture-${new Date(this.startedAt).toISOString().replace(/[:.]/g, '-')}`;
+    this.id = settings.id;
+    this.startedAt = settings.startedAt;
     this.writer = new TrafficFileWriter({
       dir: settings.output, prefix: `traffic-w${settings.worker}`, compress: settings.compress, key: settings.key,
       rotateBytes: settings.rotateBytes, rotateSeconds: settings.rotateSeconds, maxBufferBytes: settings.maxBufferBytes,
@@ -135,9 +143,9 @@ export class CaptureJob {
 
   private writeMeta(): void {
     try {
-      writeFileSync(join(this.settings.output, META_FILE), JSON.stringify(this.meta(), null, 2) + '\n');
+      writeFileSync(join(this.settings.output, this.metaFile), JSON.stringify(this.meta(), null, 2) + '\n');
     } catch (err) {
-      this.error ??= `cannot write ${META_FILE}: ${(err as Error).message}`;
+      this.error ??= `cannot write ${this.metaFile}: ${(err as Error).message}`;
     }
   }
 
@@ -151,6 +159,7 @@ export class CaptureJob {
       progress: Math.min(1, (end - this.startedAt) / (this.settings.durationSeconds * 1000)),
       commands: m.commands, dropped: m.dropped, truncated: m.truncated, sessions: m.sessions, files: m.files,
       compress: m.compress, encrypted: m.encrypted, resultDigest: this.settings.resultDigest, error: m.error,
+      workers: [{ worker: this.settings.worker, status: m.status, commands: m.commands, dropped: m.dropped, sessions: m.sessions, files: m.files, error: m.error }],
     };
   }
 }

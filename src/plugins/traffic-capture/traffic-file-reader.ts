@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { decryptFile, isEncrypted } from './traffic-encryption.js';
 import { zstdAvailable, zstdDecompress, zstdUnavailable } from './zstd-codec.js';
 import {
-  COMMAND_HEADER_BYTES, DIGEST_BYTES, JSON_HEADER_BYTES, META_FILE, READABLE_FORMATS, RECORD_COMMAND, RECORD_JSON, RECORD_RESULT,
+  COMMAND_HEADER_BYTES, DIGEST_BYTES, JSON_HEADER_BYTES, META_FILE_PATTERN, READABLE_FORMATS, RECORD_COMMAND, RECORD_JSON, RECORD_RESULT,
   RECORD_RESULT_DIGEST, RESULT_BYTES, type BootRecord, type CaptureMeta, type CommandRecord, type EndRecord, type ResultRecord, type TrafficRecord,
 } from './traffic-record.js';
 
@@ -37,16 +37,8 @@ export function captureFiles(dir: string): string[] {
 
 /** Reads every record of a capture directory (decrypting with `key` when the files are encrypted). */
 export function readCapture(dir: string, key: Buffer | null): CaptureContents {
-  let meta: CaptureMeta | null = null;
-  try {
-    meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as CaptureMeta;
-  } catch {
-    // A capture cut short (the proxy was killed) has no final meta.json; its files are still readable.
-  }
-  if (meta && !READABLE_FORMATS.includes(meta.format)) {
-    throw new Error(`${dir}: capture format ${meta.format} is not supported (this version reads formats ${READABLE_FORMATS.join(', ')})`);
-  }
   const files = captureFiles(dir);
+  const meta = readMeta(dir);
   if (files.length === 0) throw new Error(`${dir} holds no capture files (traffic-w*-*.bin* or .jsonl*)`);
   const zstdFile = files.find((n) => n.includes('.zst'));
   if (zstdFile && !zstdAvailable()) throw new Error(zstdUnavailable(`${dir}: the capture is zstd-compressed (${zstdFile}); reading it`));
@@ -72,6 +64,36 @@ export function readCapture(dir: string, key: Buffer | null): CaptureContents {
     badLines += name.includes('.bin') ? decodeBinary(data, records, pairing) : decodeJsonLines(data, records);
   }
   return { meta, records, badLines };
+}
+
+/** The capture's meta: meta.json, or every worker's meta-w<N>.json totalled (proxy.workers > 1); null when there is none. */
+export function readMeta(dir: string): CaptureMeta | null {
+  const metas: CaptureMeta[] = [];
+  for (const name of readdirSync(dir).filter((n) => META_FILE_PATTERN.test(n)).sort()) {
+    let meta: CaptureMeta;
+    try {
+      meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as CaptureMeta;
+    } catch {
+      continue; // a capture cut short (the proxy was killed) may lack its final meta; its files are still readable
+    }
+    if (!READABLE_FORMATS.includes(meta.format)) {
+      throw new Error(`${dir}: capture format ${meta.format} is not supported (this version reads formats ${READABLE_FORMATS.join(', ')})`);
+    }
+    metas.push(meta);
+  }
+  if (metas.length <= 1) return metas[0] ?? null;
+  const sum = (key: 'commands' | 'dropped' | 'truncated' | 'sessions') => metas.reduce((n, m) => n + (m[key] ?? 0), 0);
+  const statuses = metas.map((m) => m.status);
+  const errors = metas.map((m) => m.error).filter((e): e is string => e !== null);
+  return {
+    ...metas[0]!,
+    status: (['failed', 'running', 'canceled', 'done'] as const).find((s) => statuses.includes(s)) ?? 'done',
+    startedAt: Math.min(...metas.map((m) => m.startedAt)),
+    endedAt: metas.some((m) => m.endedAt === null) ? null : Math.max(...metas.map((m) => m.endedAt ?? 0)),
+    resultDigest: metas.every((m) => m.resultDigest === true),
+    files: metas.flatMap((m) => m.files), commands: sum('commands'), dropped: sum('dropped'), truncated: sum('truncated'), sessions: sum('sessions'),
+    error: errors.length > 0 ? errors.join('; ') : null,
+  };
 }
 
 /** Format 1: one JSON record per line. Returns the lines that were not records. */

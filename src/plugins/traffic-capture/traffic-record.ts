@@ -22,6 +22,17 @@ export const TRAFFIC_FORMAT_VERSION = 2;
 export const READABLE_FORMATS: readonly number[] = [1, 2];
 export const META_FILE = 'meta.json';
 
+/** A worker's meta file: meta.json in a single process (worker 0), meta-w<N>.json for worker N of proxy.workers > 1. */
+export function metaFileName(worker: number): string {
+  return worker === 0 ? META_FILE : `meta-w${worker}.json`;
+}
+
+/** Meta files of any worker. */
+export const META_FILE_PATTERN = /^meta(-w\d+)?\.json$/;
+
+/** Names a capture directory holds: a new capture needs a directory without them. */
+export const isCaptureFile = (name: string): boolean => name.startsWith('traffic-') || META_FILE_PATTERN.test(name);
+
 export const RECORD_COMMAND = 1;
 export const RECORD_RESULT = 2;
 export const RECORD_RESULT_DIGEST = 3;

@@ -21,16 +21,28 @@ const JOB_SCHEMA = {
     encrypted: { type: 'boolean' },
     result_digest: { type: 'boolean', description: 'Results carry a digest of their rows.' },
     error: { type: ['string', 'null'] },
+    workers: {
+      type: 'array', description: 'Each worker process\'s part (proxy.workers > 1: every worker captures its own sessions into its own files; the counts above total them).',
+      items: {
+        type: 'object',
+        properties: {
+          worker: { type: 'integer', description: 'Worker id (0 in a single process).' }, status: { type: 'string', enum: ['running', 'done', 'canceled', 'failed'] },
+          commands: { type: 'integer' }, dropped: { type: 'integer' }, sessions: { type: 'integer' }, files: { type: 'array', items: { type: 'string' } },
+          error: { type: ['string', 'null'] },
+        },
+      },
+    },
   },
   required: ['id', 'status', 'output', 'commands', 'dropped', 'progress'],
 } as const;
 
-type Job = ReturnType<TrafficCaptureService['jobs']>[number];
+type Job = Awaited<ReturnType<TrafficCaptureService['jobs']>>[number];
 
 const wire = (j: Job) => ({
   id: j.id, status: j.status, output: j.output, started_at: j.startedAt, ended_at: j.endedAt, duration_seconds: j.durationSeconds,
   elapsed_seconds: j.elapsedSeconds, progress: j.progress, commands: j.commands, dropped: j.dropped, truncated: j.truncated,
   sessions: j.sessions, files: j.files, compress: j.compress, encrypted: j.encrypted, result_digest: j.resultDigest, error: j.error,
+  workers: j.workers.map((w) => ({ worker: w.worker, status: w.status, commands: w.commands, dropped: w.dropped, sessions: w.sessions, files: w.files, error: w.error })),
 });
 
 interface CaptureBody {
@@ -52,15 +64,15 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
   app.get('/api/traffic', {
     schema: {
       tags: ['traffic'], summary: 'Traffic capture jobs with their progress',
-      description: 'The running capture first, then finished ones (most recent first) of this proxy process.',
+      description: 'The running capture first, then finished ones (most recent first), each totalled over the proxy\'s worker processes (`workers` lists each one\'s part).',
       response: { 200: { type: 'array', items: JOB_SCHEMA }, ...errors(503) },
     },
-  }, async () => capture().jobs().map(wire));
+  }, async () => (await capture().jobs()).map(wire));
 
   app.post<{ Body: CaptureBody }>('/api/traffic/capture', {
     schema: {
       tags: ['traffic'], summary: 'Start capturing traffic',
-      description: 'Records every session\'s commands and outcomes into `output` (a directory on the proxy\'s host, created; it must not hold a capture) for `duration` seconds. One capture at a time (409 otherwise). Replay the files with `tiproxyctl traffic replay` (docs/traffic.md).',
+      description: 'Records every session\'s commands and outcomes into `output` (a directory on the proxy\'s host, created; it must not hold a capture) for `duration` seconds. Started on every worker process of the proxy (proxy.workers), each writing its own files into `output`; if any refuses, none captures. One capture at a time (409 otherwise). Replay the files with `tiproxyctl traffic replay` (docs/traffic.md).',
       body: {
         type: 'object', additionalProperties: false, required: ['output', 'duration'],
         properties: {
@@ -75,9 +87,10 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
     },
   }, async (req, reply) => {
     const service = capture();
-    if (service.jobs()[0]?.status === 'running') return reply.code(409).send({ error: `a capture is already running (${service.jobs()[0]!.id}): cancel it first` });
+    const running = (await service.jobs())[0];
+    if (running?.status === 'running') return reply.code(409).send({ error: `a capture is already running (${running.id}): cancel it first` });
     try {
-      const job = service.start({
+      const job = await service.start({
         output: req.body.output, durationSeconds: req.body.duration, compress: req.body.compress ?? 'gzip',
         ...(req.body.encryption_key_file ? { encryptionKeyFile: req.body.encryption_key_file } : {}), resultDigest: req.body.result_digest === true,
       });
@@ -90,7 +103,7 @@ export function trafficRoutes({ app, ctx }: RouteDeps): void {
   app.post<{ Body: undefined }>('/api/traffic/cancel', {
     schema: {
       tags: ['traffic'], summary: 'Stop the running capture',
-      description: 'Ends the running capture now; the files written so far are closed and stay readable. 404 when none runs.',
+      description: 'Ends the running capture now on every worker process; the files written so far are closed and stay readable. 404 when none runs.',
       response: { 200: JOB_SCHEMA, ...errors(404, 503) },
     },
   }, async (_req, reply) => {
