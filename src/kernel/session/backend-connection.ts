@@ -142,7 +142,8 @@ export class BackendConnection {
   }
 }
 
-const COM_QUIT_PACKET = Buffer.from([1, 0, 0, 0, 1]);
+/** COM_QUIT, framed (sequence 0); shared: socket writes do not change it. */
+export const COM_QUIT_PACKET = Buffer.from([1, 0, 0, 0, 1]);
 
 function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');

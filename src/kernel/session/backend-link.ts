@@ -230,7 +230,7 @@ export class BackendLink {
     const clientTls = owner.client.tls;
     return {
       timeoutMs, backendAddr: conn.backend.addr, backendTls: conn.tls, user,
-      askCleartext: (plugin) => clientTls && hook.isUsed() && PASSWORD_PLUGINS.has(plugin)
+      askCleartext: (plugin) => clientTls && hook.taps.length > 0 && PASSWORD_PLUGINS.has(plugin)
         && (plugin !== MYSQL_CLEAR_PASSWORD || conn.tls)
         && hook.call({ session: owner, user, plugin, clientTls }) === 'cleartext',
     };

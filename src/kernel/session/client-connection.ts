@@ -13,8 +13,6 @@ export class ClientConnection {
   socket: Socket | TLSSocket;
   remoteAddress: string;
   remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
   tls = false;
   tlsCipher = '';
   private compressed = false;
@@ -28,15 +26,34 @@ export class ClientConnection {
   /** The client stream is unreadable (bad PROXY header, bad compressed frame). */
   onProtocolError: (err: Error) => void = () => {};
 
-  constructor(socket: Socket, acceptProxyProtocol: boolean) {
+  constructor(private readonly accepted: Socket, acceptProxyProtocol: boolean) {
+    const socket = accepted;
     this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? '';
-    this.localPort = socket.localPort ?? 0;
     this.proxyHeaderPending = acceptProxyProtocol;
     socket.setNoDelay(true);
     socket.on('data', this.onData);
+  }
+
+  /**
+   * The proxy's own address of this connection, read on first use: it costs a getsockname() system
+   * call, and most sessions never need it (only a PROXY v2 header to the backend or a connect tap does).
+   */
+  get localAddress(): string {
+    return (this.local ??= this.readLocal()).address;
+  }
+
+  get localPort(): number {
+    return (this.local ??= this.readLocal()).port;
+  }
+
+  private local: { address: string; port: number } | null = null;
+
+  private readLocal(): { address: string; port: number } {
+    // The accepted socket, not a TLSSocket over it: that is where the address lives.
+    const s = this.accepted;
+    return { address: s.localAddress ?? '', port: s.localPort ?? 0 };
   }
 
   private receive(chunk: Buffer): void {

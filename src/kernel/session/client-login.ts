@@ -103,11 +103,14 @@ export async function greetClient(session: LoginSession, queue: PacketQueue): Pr
   session.user = handshake.user;
   session.database = handshake.database;
   session.attributes = new Map(handshake.attributes);
-  const refusal = await session.generation.hooks.onHandshake.promise({
-    session, user: handshake.user, database: handshake.database, authPlugin: handshake.authPlugin,
-    capabilities: handshake.capabilities,
-  });
-  if (refusal) throw refusalError(refusal);
+  const onHandshake = session.generation.hooks.onHandshake;
+  if (onHandshake.taps.length > 0) { // not isUsed(): the isolation interceptor makes that always true
+    const refusal = await onHandshake.promise({
+      session, user: handshake.user, database: handshake.database, authPlugin: handshake.authPlugin,
+      capabilities: handshake.capabilities,
+    });
+    if (refusal) throw refusalError(refusal);
+  }
   return { handshake, seq: packet.seq };
 }
 
@@ -134,9 +137,19 @@ function badHandshake(detail: string): ClientError {
   return new ClientError(ER_HANDSHAKE_ERROR, `Bad handshake: ${detail}`, SQLSTATE_COMMUNICATION);
 }
 
+/** Salts drawn per randomBytes() call: one CSPRNG call per this many connections instead of one each. */
+const SALTS_PER_DRAW = 64;
+let saltPool = Buffer.alloc(0);
+let saltAt = 0;
+
 function makeSalt(): Buffer {
-  // Printable, non-NUL bytes: some clients treat the salt as a C string.
-  const salt = randomBytes(SCRAMBLE_LENGTH);
-  for (let i = 0; i < salt.length; i++) salt[i] = (salt[i]! % 94) + 33;
-  return salt;
+  if (saltAt + SCRAMBLE_LENGTH > saltPool.length) {
+    // A fresh buffer each draw: salts handed out earlier are never overwritten.
+    saltPool = randomBytes(SCRAMBLE_LENGTH * SALTS_PER_DRAW);
+    // Printable, non-NUL bytes: some clients treat the salt as a C string.
+    for (let i = 0; i < saltPool.length; i++) saltPool[i] = (saltPool[i]! % 94) + 33;
+    saltAt = 0;
+  }
+  saltAt += SCRAMBLE_LENGTH;
+  return saltPool.subarray(saltAt - SCRAMBLE_LENGTH, saltAt);
 }

@@ -10,7 +10,7 @@ import {
 } from '../protocol/constants.js';
 import { MalformedPacketError } from '../protocol/payload-reader.js';
 import { buildErrPayload, parseOkPayload } from '../protocol/response-packets.js';
-import type { BackendConnection } from './backend-connection.js';
+import { COM_QUIT_PACKET, type BackendConnection } from './backend-connection.js';
 import { BackendLink, refusalError } from './backend-link.js';
 import { ClientConnection } from './client-connection.js';
 import { greetClient } from './client-login.js';
@@ -155,11 +155,19 @@ export class Session implements InterceptingSession {
     }, config.proxy['handshake-timeout'] * 1000);
     this.handshakeTimer.unref();
     try {
-      const refusal = await this.generation.hooks.connect.promise({
-        remoteAddress: this.client.remoteAddress, remotePort: this.client.remotePort, localPort: this.client.localPort,
-        activeSessions: this.host.sessions.size - 1,
-      });
-      if (refusal) throw refusalError(refusal);
+      const connectHook = this.generation.hooks.connect;
+      // taps, not isUsed(): that is true for the isolation interceptor every hook carries.
+      if (connectHook.taps.length > 0) {
+        const client = this.client;
+        const refusal = await connectHook.promise({
+          remoteAddress: client.remoteAddress, remotePort: client.remotePort, activeSessions: this.host.sessions.size - 1,
+          // A getsockname() call: only for a tap that reads it.
+          get localPort() {
+            return client.localPort;
+          },
+        });
+        if (refusal) throw refusalError(refusal);
+      }
       const hello = await greetClient(this, this.pump.clientQueue);
       this.pump.restart();
       await this.loginBackend(hello.handshake, hello.seq + 1);
@@ -297,20 +305,25 @@ export class Session implements InterceptingSession {
     const conn = this.link.detach();
     if (conn) {
       // COM_QUIT spares the server an "aborted connection" when the backend is idle.
-      if (wasCommand && this.pump.idle && !conn.closed) conn.socket.end(Buffer.from([1, 0, 0, 0, 1]));
-      else conn.destroy();
-      setTimeout(() => conn.destroy(), 1000).unref();
+      if (wasCommand && this.pump.idle && !conn.closed) {
+        conn.socket.end(COM_QUIT_PACKET);
+        setTimeout(() => conn.destroy(), 1000).unref();
+      } else conn.destroy();
     }
-    this.pump.clientQueue.fail(new Error('session closed'));
+    // One shared error: a new Error per session captures a stack trace nobody reads.
+    this.pump.clientQueue.fail(SESSION_CLOSED);
     const level = reason.side === 'client' && (reason.reason === 'client-quit' || reason.reason === 'client-disconnected') ? 'info' : 'warn';
     if (this.host.logger.isLevelEnabled(level)) this.logger[level]({ side: reason.side, reason: reason.reason, detail: reason.detail, user: this.user,
       backend: conn?.backend.addr, durationMs: Date.now() - this.createdAt }, 'session closed');
     this.host.releaseGeneration(this.generation);
     this.host.sessionClosed(this, reason);
-    this.generation.hooks.close.promise({ session: this, side: reason.side, reason: reason.reason, loggedIn: wasCommand, ...(reason.detail ? { detail: reason.detail } : {}) })
+    if (this.generation.hooks.close.taps.length > 0) this.generation.hooks.close.promise({ session: this, side: reason.side, reason: reason.reason, loggedIn: wasCommand, ...(reason.detail ? { detail: reason.detail } : {}) })
       .catch(() => {});
   }
 }
+
+/** What a login still waiting for a client packet gets when the session closes. */
+const SESSION_CLOSED = new Error('session closed');
 
 /** The error a session gets when its backend died and it could not be re-established elsewhere. */
 function sessionLost(addr: string, why: string): ProxyError {
