@@ -23,6 +23,8 @@ interface CaptureJobAnswer {
   sessions: number;
   files: string[];
   error: string | null;
+  /** Each worker process's part (proxy.workers > 1). */
+  workers?: Array<{ worker: number }>;
 }
 
 interface ReplayFlags {
@@ -58,8 +60,11 @@ function target(value: string): string {
   return value;
 }
 
-const jobRow = (j: CaptureJobAnswer) => [j.id, j.status, `${Math.round(j.progress * 100)}%`, `${j.elapsed_seconds}/${j.duration_seconds}s`, String(j.commands), String(j.dropped), j.output, j.error ?? ''];
-const JOB_HEADER = ['ID', 'STATUS', 'PROGRESS', 'ELAPSED', 'COMMANDS', 'DROPPED', 'OUTPUT', 'ERROR'];
+const jobRow = (j: CaptureJobAnswer) => [
+  j.id, j.status, `${Math.round(j.progress * 100)}%`, `${j.elapsed_seconds}/${j.duration_seconds}s`, String(j.commands), String(j.dropped),
+  (j.workers ?? []).map((w) => w.worker).join(',') || '-', j.output, j.error ?? '',
+];
+const JOB_HEADER = ['ID', 'STATUS', 'PROGRESS', 'ELAPSED', 'COMMANDS', 'DROPPED', 'WORKERS', 'OUTPUT', 'ERROR'];
 
 function show(targets: Targets, jobs: Array<{ proxy: string; value: CaptureJobAnswer[] }>): void {
   printRows(targets.json, jobs.flatMap(({ proxy, value }) => value.map((row) => ({ proxy, row }))), JOB_HEADER, jobRow);
