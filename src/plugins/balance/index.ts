@@ -52,7 +52,9 @@ export default definePlugin<BalanceConfig>({
       const candidates = candidatesOf(usable, load.adjustments(), candidateSettings, latency, canonical).filter(routable);
       if (candidates.length === 0) return undefined;
       let chosen: BackendInfo | undefined;
-      if (config.policy === 'random') chosen = pick(candidates)?.backend;
+      // One routable backend: both policies choose it; scoring would only cost every login time.
+      if (candidates.length === 1) chosen = candidates[0]!.backend;
+      else if (config.policy === 'random') chosen = pick(candidates)?.backend;
       else {
         const view = viewOf(candidates, factorSettings);
         const scored = candidates.map((c) => ({ c, s: scoresOf(c, view) }));
