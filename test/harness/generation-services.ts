@@ -12,7 +12,7 @@ export function offlineGenerationServices(): GenerationServices {
     backendsFor: () => ({ list: () => [], get: () => undefined, replace: none, announce: none, withdraw: none, setHealth: none, setDraining: none, traffic: () => undefined }),
     sessions: { list: () => [], get: () => undefined, count: () => 0 },
     migrations: { request: () => false, pending: () => [], cancel: () => false, unmovableReason: () => null, dropped: () => new Map(),
-      pacing: () => ({ concurrency: 0, running: 0, undisturbedRate: null }) },
+      pacing: () => ({ concurrency: 0, running: 0, undisturbedRate: null, gapMs: 0 }) },
     openBackendSql: none,
     errorCounts: new Map(),
   };

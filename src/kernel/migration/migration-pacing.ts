@@ -21,6 +21,12 @@ const DELAY_LIMIT_MS = 20;
 const FOREGROUND_KEEP = 0.8;
 /** Foreground rates below this (commands/s) are too thin to steer by: the delay rule alone applies. */
 const MIN_STEERING_RATE = 200;
+/**
+ * Below one move at a time, moves are spaced: the gap between two starts doubles from this while the
+ * foreground still suffers, up to MAX_GAP_MS (so a drain still moves at least a few sessions a second).
+ */
+const MIN_GAP_MS = 5;
+const MAX_GAP_MS = 200;
 /** While migrations keep running, the undisturbed rate is measured again this often (demand changes). */
 const PROBE_EVERY_MS = 3000;
 /** A quiet-time rate older than this is not trusted as the undisturbed one: probe before moving. */
@@ -32,6 +38,11 @@ export interface PacingSignals {
   completedCommands(): number;
   /** Migrations running now. */
   running(): number;
+  /**
+   * The event loop's delay over the last sample (p99, ms), when something other than the pacing's own
+   * histogram should say it (a test); the histogram runs only when this is absent.
+   */
+  loopDelayP99Ms?(): number;
 }
 
 /**
@@ -57,12 +68,35 @@ export class MigrationPacing {
   /** Samples left in the current probe (no new migrations start meanwhile); 0 = not probing. */
   private probing = 0;
   private probeDueAt = 0;
+  /** Milliseconds between two move starts when one at a time is still too many (0: no spacing). */
+  private gap = 0;
+  private lastStartAt = -Infinity;
 
   constructor(private readonly onChange: () => void, private readonly signals: PacingSignals) {}
 
   /** Migrations that may run at once now (0 while a probe measures the undisturbed rate). */
   get concurrency(): number {
     return this.probing > 0 ? 0 : this.limit;
+  }
+
+  /** Spacing between move starts in ms (0 unless one move at a time still hurts the foreground). */
+  get gapMs(): number {
+    return this.gap;
+  }
+
+  /**
+   * Whether one more move may start now, given `running` moves: under the concurrency and, when moves
+   * are spaced, at least gapMs after the last start. Returns the ms to wait when it is only the gap.
+   */
+  mayStart(running: number): true | number | false {
+    if (running >= this.concurrency) return false;
+    const wait = this.lastStartAt + this.gap - performance.now();
+    return wait > 0 ? wait : true;
+  }
+
+  /** A move started (for the spacing). */
+  started(): void {
+    this.lastStartAt = performance.now();
   }
 
   /** The foreground's undisturbed command rate as last measured (commands/s), for observers. */
@@ -90,8 +124,10 @@ export class MigrationPacing {
   demand(active: boolean, saturated: boolean): void {
     this.wanted = saturated;
     if (active && !this.timer) {
-      this.histogram = monitorEventLoopDelay({ resolution: 5 });
-      this.histogram.enable();
+      if (!this.signals.loopDelayP99Ms) {
+        this.histogram = monitorEventLoopDelay({ resolution: 5 });
+        this.histogram.enable();
+      }
       this.timer = setInterval(() => this.sample(), SAMPLE_MS);
       this.timer.unref();
       const now = performance.now();
@@ -110,14 +146,22 @@ export class MigrationPacing {
     this.histogram?.disable();
     this.histogram = null;
     this.probing = 0;
+    this.gap = 0;
     this.lastMigrationAt = performance.now();
   }
 
-  private sample(): void {
+  private loopDelay(): number {
+    if (this.signals.loopDelayP99Ms) return this.signals.loopDelayP99Ms();
     const h = this.histogram;
-    if (!h) return;
+    if (!h) return 0;
     const p99Ms = h.count > 0 ? h.percentile(99) / 1e6 : 0;
     h.reset();
+    return p99Ms;
+  }
+
+  private sample(): void {
+    if (!this.timer) return;
+    const p99Ms = this.loopDelay();
     const now = performance.now();
     const count = this.signals.completedCommands();
     const rate = ((count - this.lastCount) * 1000) / Math.max(1, now - this.lastAt);
@@ -145,15 +189,19 @@ export class MigrationPacing {
     }
 
     const before = this.limit;
+    const gapBefore = this.gap;
     const base = this.undisturbed;
     // Demand grew while sessions moved: the higher rate is clearly achievable.
     if (base !== null && rate > base) this.undisturbed = rate;
     const foregroundHurt = base !== null && base >= MIN_STEERING_RATE && rate < base * FOREGROUND_KEEP;
     if (p99Ms > DELAY_LIMIT_MS || foregroundHurt) {
+      // One at a time still too many: space the starts out instead (the foreground keeps priority).
+      if (this.limit === MIN_CONCURRENCY) this.gap = this.gap === 0 ? MIN_GAP_MS : Math.min(MAX_GAP_MS, this.gap * 2);
       this.limit = Math.max(MIN_CONCURRENCY, Math.floor(this.limit / 2));
     } else if (this.wanted) {
-      this.limit = Math.min(MAX_CONCURRENCY, this.limit + 2);
+      if (this.gap > 0) this.gap = this.gap / 2 < MIN_GAP_MS ? 0 : this.gap / 2;
+      else this.limit = Math.min(MAX_CONCURRENCY, this.limit + 2);
     }
-    if (this.limit > before) this.onChange();
+    if (this.limit > before || this.gap < gapBefore) this.onChange();
   }
 }

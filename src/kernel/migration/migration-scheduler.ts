@@ -52,6 +52,8 @@ export class MigrationScheduler {
   });
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
+  /** A schedule() due when the pacing's spacing between starts has passed. */
+  private spaced: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: SchedulerHost) {}
 
@@ -67,6 +69,8 @@ export class MigrationScheduler {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.spaced) clearTimeout(this.spaced);
+    this.spaced = null;
     this.pacing.stop();
   }
 
@@ -89,7 +93,7 @@ export class MigrationScheduler {
   }
 
   pacingSnapshot(): MigrationPacingSnapshot {
-    return { concurrency: this.pacing.concurrency, running: this.running.size, undisturbedRate: this.pacing.undisturbedRate };
+    return { concurrency: this.pacing.concurrency, running: this.running.size, undisturbedRate: this.pacing.undisturbedRate, gapMs: this.pacing.gapMs };
   }
 
   cancel(sessionId: number): boolean {
@@ -156,20 +160,41 @@ export class MigrationScheduler {
   /** Starts pending migrations of sessions at a safe point, up to the current concurrency. */
   schedule(): void {
     // Pacing first: a drain that starts without a recent measure of the foreground probes before any move.
-    this.pacing.demand(this.requests.size > 0, this.running.size >= this.pacing.concurrency);
+    this.pacing.demand(this.requests.size > 0, this.waiting());
     for (const id of this.requests.keys()) {
-      if (this.running.size >= this.pacing.concurrency) break;
+      if (!this.startAllowed()) break;
       const session = this.host.session(id);
       if (!session) this.requests.delete(id);
       else void this.tryMigrate(session);
     }
-    this.pacing.demand(this.requests.size > 0, this.running.size >= this.pacing.concurrency);
+    this.pacing.demand(this.requests.size > 0, this.waiting());
+  }
+
+  /** Moves wait for the pacing: every slot is taken, or starts are being spaced out. */
+  private waiting(): boolean {
+    return this.requests.size > this.running.size && this.pacing.mayStart(this.running.size) !== true;
+  }
+
+  /** Whether the pacing lets one more move start now; when only the spacing forbids it, comes back after the gap. */
+  private startAllowed(): boolean {
+    const may = this.pacing.mayStart(this.running.size);
+    if (may === true) return true;
+    if (may !== false && !this.spaced) {
+      this.spaced = setTimeout(() => {
+        this.spaced = null;
+        this.schedule();
+      }, Math.ceil(may));
+      this.spaced.unref();
+    }
+    return false;
   }
 
   private tryMigrate(session: Session): Promise<void> | undefined {
     const request = this.requests.get(session.id);
-    if (!request || this.running.has(session.id) || this.running.size >= this.pacing.concurrency) return undefined;
+    if (!request || this.running.has(session.id)) return undefined;
     if ((this.retryAt.get(session.id) ?? 0) > Date.now() || session.unsafeReason() !== null) return undefined;
+    if (!this.startAllowed()) return undefined;
+    this.pacing.started();
     this.running.add(session.id);
     return migrateSession(session, request, this.resolveTarget)
       .then((outcome) => this.finished(session, request.reason, outcome))

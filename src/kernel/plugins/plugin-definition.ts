@@ -73,6 +73,8 @@ export interface MigrationPacingSnapshot {
   readonly running: number;
   /** Foreground commands per second with no move running, as last measured; null until measured. */
   readonly undisturbedRate: number | null;
+  /** Milliseconds between two move starts when even one at a time hurts the foreground (0: not spaced). */
+  readonly gapMs: number;
 }
 
 /** Calls, failures and time of one plugin's taps on one hook, over every generation since start. */

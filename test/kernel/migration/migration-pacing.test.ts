@@ -8,22 +8,32 @@ import { MigrationPacing } from '../../../src/kernel/migration/migration-pacing.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Keeps the event loop busy for `ms`, as a burst of foreground work would. */
-function block(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) { /* busy */ }
-}
-
-/** A fake foreground completing `perSecond` commands a second (changeable), and a count of running moves. */
+/**
+ * A fake foreground completing `perSecond` commands a second (changeable: the count is integrated over
+ * time when read, so a late timer does not change the rate), a count of running moves and the event
+ * loop's delay as the pacing should see it (the machine's own loop delay is not what these tests are about).
+ */
 function foreground(perSecond: number) {
-  const f = { perSecond, count: 0, running: 0, timer: null as NodeJS.Timeout | null };
-  let last = performance.now();
-  f.timer = setInterval(() => {
+  let count = 0;
+  let rate = perSecond;
+  let since = performance.now();
+  const settle = () => {
     const now = performance.now();
-    f.count += (f.perSecond * (now - last)) / 1000;
-    last = now;
-  }, 5);
-  return { f, signals: { completedCommands: () => f.count, running: () => f.running }, stop: () => clearInterval(f.timer!) };
+    count += (rate * (now - since)) / 1000;
+    since = now;
+  };
+  const f = {
+    running: 0,
+    loopDelayMs: 0,
+    get perSecond() { return rate; },
+    set perSecond(v: number) { settle(); rate = v; },
+  };
+  const signals = {
+    completedCommands: () => { settle(); return count; },
+    running: () => f.running,
+    loopDelayP99Ms: () => f.loopDelayMs,
+  };
+  return { f, signals, stop: () => {} };
 }
 
 describe('migration pacing', () => {
@@ -64,8 +74,36 @@ describe('migration pacing', () => {
       await sleep(750);
       assert.equal(pacing.concurrency, 1, `down to one move at a time while the foreground runs at 30 % (was ${grown})`);
       f.perSecond = 950;
-      await sleep(450);
-      assert.ok(pacing.concurrency > 1, 'grows again once the foreground recovers');
+      await sleep(1000);
+      assert.equal(pacing.gapMs, 0, 'first the spacing goes');
+      assert.ok(pacing.concurrency > 1, 'then it grows again, the foreground having recovered');
+    } finally {
+      pacing.stop();
+      stop();
+    }
+  });
+
+  it('spaces moves out when even one at a time keeps the foreground below 80 %, and stops spacing once it recovers', async () => {
+    const { f, signals, stop } = foreground(1000);
+    const pacing = new MigrationPacing(() => {}, signals);
+    try {
+      pacing.quietTick();
+      await sleep(600);
+      pacing.quietTick();
+      f.running = 1;
+      pacing.demand(true, true);
+      f.perSecond = 250;
+      await sleep(900);
+      assert.equal(pacing.concurrency, 1);
+      assert.ok(pacing.gapMs >= 10, `starts spaced ${pacing.gapMs} ms apart while the foreground runs at 25 %`);
+      pacing.started();
+      const wait = pacing.mayStart(0);
+      assert.ok(typeof wait === 'number' && wait > 0 && wait <= pacing.gapMs, `the next start waits for the gap (${String(wait)})`);
+      assert.equal(pacing.mayStart(1), false, 'never more than one at a time while spaced');
+      f.perSecond = 1000;
+      await sleep(1000);
+      assert.equal(pacing.gapMs, 0, 'no spacing once the foreground has its rate back');
+      assert.equal(pacing.mayStart(0), true);
     } finally {
       pacing.stop();
       stop();
@@ -83,15 +121,33 @@ describe('migration pacing', () => {
       pacing.demand(true, true);
       await sleep(450);
       const grown = pacing.concurrency;
-      for (let i = 0; i < 4; i++) {
-        block(60);
-        await sleep(110);
-      }
+      f.loopDelayMs = 60;
+      await sleep(450);
       assert.ok(pacing.concurrency < grown, `${grown} -> ${pacing.concurrency} after the loop was held up 60 ms at a time`);
       assert.ok(pacing.concurrency >= 1, 'never below one, so a drain always makes progress');
     } finally {
       pacing.stop();
       stop();
+    }
+  });
+
+  it('reads the event loop\'s own delay when nothing else says it', async () => {
+    const { signals } = foreground(0);
+    const pacing = new MigrationPacing(() => {}, { completedCommands: signals.completedCommands, running: () => 2 });
+    try {
+      pacing.quietTick();
+      await sleep(550);
+      pacing.quietTick();
+      const start = pacing.concurrency;
+      pacing.demand(true, true);
+      for (let i = 0; i < 4; i++) {
+        const until = Date.now() + 60;
+        while (Date.now() < until) { /* the loop held up, as a burst of foreground work would */ }
+        await sleep(110);
+      }
+      assert.ok(pacing.concurrency < start, `${start} -> ${pacing.concurrency} after the loop was held up 60 ms at a time`);
+    } finally {
+      pacing.stop();
     }
   });
 

@@ -44,7 +44,7 @@ function world(spec: Record<string, { sessions: number; patch?: Partial<BackendI
     cancel: (sessionId) => requests.delete(sessionId),
     unmovableReason: () => null,
     dropped: () => new Map(),
-    pacing: () => ({ concurrency: 8, running: 0, undisturbedRate: null }),
+    pacing: () => ({ concurrency: 8, running: 0, undisturbedRate: null, gapMs: 0 }),
   };
   const logs: unknown[] = [];
   const logger = { info: (...a: unknown[]) => logs.push(a), debug: () => {}, warn: () => {}, error: () => {} } as never;
