@@ -1,11 +1,13 @@
 // Real components: one etcd, two MariaDB 10.11 servers (A and B), two proxies in-process with
 // discovery-static (A, B), discovery-etcd on that etcd (the fleet: registration and drain marks),
-// credentials-native and migrate-replay (migration on), mysql2 clients, and `tiproxyctl` run from source
-// as a child process against both proxies' admin APIs (--pd-addrs) or one of them (--api).
+// credentials-native and migrate-replay (migration on), mysql2 clients, and the built `bin/tiproxyctl`
+// (what operators run; rebuilt first when src/ is newer than dist/) as a child process against both
+// proxies' admin APIs (--pd-addrs) or one of them (--api).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import type { Connection } from 'mysql2/promise';
+import { ensureBuilt } from '../../local-cluster/build.js';
 import { startEtcd, type EtcdInstance } from '../../local-cluster/etcd.js';
 import { startMariaDBs, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../local-cluster/mariadb.js';
 import { repoRoot } from '../../local-cluster/paths.js';
@@ -16,8 +18,11 @@ import { runTiproxyctl } from '../harness/tiproxyctl.js';
 
 const FAST_ETCD = { 'resync-interval': 1, 'max-retry-interval': 0.5, 'warn-interval': 2, 'request-timeout': 1 };
 
-/** Runs tiproxyctl from source without blocking this process (the proxies run in it). */
-const ctl = (...args: string[]) => runTiproxyctl(args);
+/**
+ * Runs the built tiproxyctl without blocking this process (the proxies run in it). Built, not from
+ * source: tsx compiling the CLI on each of the 20-odd runs cost 2–5 s apiece on a loaded 2-core machine.
+ */
+const ctl = (...args: string[]) => runTiproxyctl(args, { built: true });
 
 const { connect, end, closeAll } = new ClientPool();
 
@@ -45,6 +50,7 @@ describe('tiproxyctl against a fleet of two proxies on one etcd', () => {
   }
 
   before(async () => {
+    ensureBuilt('tiproxyctl');
     [etcd, dbs] = await Promise.all([startEtcd({ name: 'ctl' }), startMariaDBs(2, { name: 'ctl' })]);
     A = `127.0.0.1:${dbs[0]!.port}`;
     B = `127.0.0.1:${dbs[1]!.port}`;
@@ -86,23 +92,26 @@ describe('tiproxyctl against a fleet of two proxies on one etcd', () => {
 
   it('backends and sessions print one table and one JSON array over both proxies, with a proxy column', async () => {
     const onA = [...await sessionsOnA(proxies[0]!, 1), ...await sessionsOnA(proxies[1]!, 1)];
-    const table = await ctl('backends', '--pd-addrs', etcd.endpoint);
+    // Four read-only runs, started together (each is a Node process start).
+    const [table, json, sessions, sessionTable] = await Promise.all([
+      ctl('backends', '--pd-addrs', etcd.endpoint),
+      ctl('backends', '--pd-addrs', etcd.endpoint, '--json'),
+      ctl('sessions', '--pd-addrs', etcd.endpoint, '--backend', A, '--json'),
+      ctl('sessions', '--api', `127.0.0.1:${proxies[0]!.apiPort}`),
+    ]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
     assert.match(lines[0]!, /^PROXY\s+BACKEND\s+HEALTH\s+DRAINING\s+SESSIONS/);
     for (const p of proxies) for (const b of [A, B]) assert.ok(lines.some((l) => l.startsWith(sqlAddr(p)) && l.includes(b)), `${sqlAddr(p)} / ${b} in:\n${table.stdout}`);
 
-    const json = await ctl('backends', '--pd-addrs', etcd.endpoint, '--json');
     assert.equal(json.code, 0, json.stderr);
     const rows = JSON.parse(json.stdout) as Array<{ proxy: string; addr: string; sessions: number }>;
     assert.equal(rows.length, 4);
     assert.deepEqual(new Set(rows.map((r) => r.proxy)), new Set(proxies.map(sqlAddr)));
 
-    const sessions = await ctl('sessions', '--pd-addrs', etcd.endpoint, '--backend', A, '--json');
     assert.equal(sessions.code, 0, sessions.stderr);
     const listed = JSON.parse(sessions.stdout) as Array<{ proxy: string; id: number; backend: string; migratable: boolean }>;
     for (const [i, c] of onA.entries()) assert.ok(listed.some((s) => s.proxy === sqlAddr(proxies[i]!) && s.id === c.threadId && s.backend === A), `session ${c.threadId} listed`);
-    const sessionTable = await ctl('sessions', '--api', `127.0.0.1:${proxies[0]!.apiPort}`);
     assert.match(sessionTable.stdout, /^PROXY\s+ID\s+USER\s+CLIENT\s+DB\s+BACKEND\s+AGE_S\s+TXN\s+MIGRATABLE/);
     assert.ok(sessionTable.stdout.includes(`${onA[0]!.threadId}`));
     await Promise.all(onA.map(end));
@@ -166,15 +175,17 @@ describe('tiproxyctl against a fleet of two proxies on one etcd', () => {
   });
 
   it('exit codes: a backend no proxy knows is refused (3), an unreachable API is 2, a bad argument is 1', async () => {
-    const unknown = await ctl('backends', 'drain', '127.0.0.1:1', '--pd-addrs', etcd.endpoint);
+    const closed = await freePort();
+    const [unknown, unreachable, usage] = await Promise.all([
+      ctl('backends', 'drain', '127.0.0.1:1', '--pd-addrs', etcd.endpoint),
+      ctl('backends', '--api', `127.0.0.1:${closed}`),
+      ctl('sessions', 'kill', 'abc'),
+    ]);
     assert.equal(unknown.code, 3, unknown.stderr);
     assert.match(unknown.stderr, /no addressed proxy knows backend 127\.0\.0\.1:1/);
-    const closed = await freePort();
-    const unreachable = await ctl('backends', '--api', `127.0.0.1:${closed}`);
     assert.equal(unreachable.code, 2);
     assert.match(unreachable.stderr, new RegExp(`cannot reach its API at http://127\\.0\\.0\\.1:${closed}: ECONNREFUSED`));
     assert.equal(unreachable.stdout, '', 'no empty table when no proxy answered');
-    const usage = await ctl('sessions', 'kill', 'abc');
     assert.equal(usage.code, 1);
   });
 
