@@ -1,11 +1,12 @@
 // Real components: one MariaDB 10.11 with three users whose grants differ, the proxy in-process over it
 // (default plugins: traffic-capture, admin-api), mysql2 clients logging in as each user, the replayer
-// tiproxyctl runs (src/cli/traffic/) in-process, and tiproxyctl from source (tsx) as a child process for
-// its argument and credentials-file checks.
+// tiproxyctl runs (src/cli/traffic/) in-process, and the built bin/tiproxyctl (rebuilt first when src/ is
+// newer than dist/) as a child process for its argument and credentials-file checks.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ensureBuilt } from '../../../local-cluster/build.js';
 import { ROOT_PASSWORD, ROOT_USER, startMariaDB, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
 import { tmpRoot } from '../../../local-cluster/paths.js';
 import { readCredentialsFile } from '../../../src/cli/traffic/replay-credentials.js';
@@ -106,10 +107,14 @@ describe('tiproxyctl traffic replay --credentials-file (each session as its capt
     writeFileSync(bad, 'alice:x\nno-colon-secret\n', { mode: 0o600 });
     assert.throws(() => readCredentialsFile(bad), (err: Error) => /line 2 is not user:password/.test(err.message) && !err.message.includes('no-colon-secret'));
     const base = ['traffic', 'replay', '--input', capture, '--target', `127.0.0.1:${db.port}`, '--report', join(dir, 'r')];
-    const none = await runTiproxyctl(base);
+    // Built (tsx compiling the CLI costs seconds per run), the two runs started together.
+    ensureBuilt('tiproxyctl');
+    const [none, refused] = await Promise.all([
+      runTiproxyctl(base, { built: true }),
+      runTiproxyctl([...base, '--credentials-file', open], { built: true }),
+    ]);
     assert.equal(none.code, 1, none.stderr);
     assert.match(none.stderr, /give --user and --password-file, or --credentials-file/);
-    const refused = await runTiproxyctl([...base, '--credentials-file', open]);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /chmod 600/);
   });
