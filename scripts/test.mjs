@@ -1,8 +1,8 @@
 // Runs the test suite with Node's built-in runner, in two passes:
 //   1. every selected test file on the Node running this script (the machine's Node);
-//   2. the kernel tests (test/kernel/**), the workers tests (test/cli/workers.test.ts) and the zstd capture
-//      test (zlib has zstd only there) again on Node 24, the active LTS, from scripts/node24 (installed by
-//      scripts/install-deps.sh). TIPROXY_TEST_NODE24=0
+//   2. the kernel tests (test/kernel/**, less the pure-logic ones in SAME_ON_EVERY_NODE), the workers tests
+//      (test/cli/workers.test.ts) and the zstd capture test (zlib has zstd only there) again on Node 24,
+//      the active LTS, from scripts/node24 (installed by scripts/install-deps.sh). TIPROXY_TEST_NODE24=0
 //      skips this pass; it is also skipped when the machine's Node is that same version.
 // Node 20's --test takes no globs, so the file list is built here: every test/**/*.test.ts, sorted,
 // optionally narrowed by argv substrings (any match keeps a file).
@@ -19,7 +19,29 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE24 = join(root, 'scripts', 'node24', 'node_modules', '.bin', 'node');
 /** The files the second pass runs: what depends on the Node version (sockets, streams, cluster, reusePort, zlib's zstd). */
 const SECOND_NODE_FILES = ['test/cli/workers.test.ts', 'test/plugins/traffic-capture/zstd.test.ts'];
-const onSecondNode = (file) => file.startsWith('test/kernel/') || SECOND_NODE_FILES.includes(file);
+/**
+ * Kernel tests the second pass leaves out: pure logic over Buffers, strings and plain objects (packet
+ * parsers and trackers fed synthetic bytes, statement scanners, hook ordering with fake plugins, the
+ * config loader, the import graph, pacing arithmetic on a fake foreground) — no socket, stream, TLS,
+ * cluster, zlib or OpenSSL, nothing whose behaviour differs between Node versions. Running them twice
+ * cost about a minute of CI (ResponseTracker alone feeds 16 MiB rows byte by byte). Kept on both:
+ * ed25519 (OpenSSL), and the files that compare with or time V8's RegExp engine (regex-budget,
+ * linear-pattern, kill-statement).
+ */
+const SAME_ON_EVERY_NODE = [
+  'test/kernel/config/config-loader.test.ts',
+  'test/kernel/import-graph.test.ts',
+  'test/kernel/migration/migration-pacing.test.ts',
+  'test/kernel/plugins/hook-order.test.ts',
+  'test/kernel/plugins/services.test.ts',
+  'test/kernel/protocol/command-reader.test.ts',
+  'test/kernel/protocol/handshake-packets.test.ts',
+  'test/kernel/protocol/response-tracker.test.ts',
+  'test/kernel/session/session-state.test.ts',
+  'test/kernel/session/state-change-scan.test.ts',
+  'test/kernel/session/statement-classifier.test.ts',
+];
+const onSecondNode = (file) => (file.startsWith('test/kernel/') && !SAME_ON_EVERY_NODE.includes(file)) || SECOND_NODE_FILES.includes(file);
 /** The top-level TAP summary lines the runner closes with, in its order. */
 const SUMMARY_KEYS = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo', 'duration_ms'];
 
