@@ -36,9 +36,7 @@ async function churn(target: Target, o: ChurnOptions, run: number): Promise<Chur
   const worker = async () => {
     while (performance.now() < deadline) {
       try {
-        const c = await LeanConnection.open(client);
-        await c.query('SELECT 1');
-        await c.quit();
+        await LeanConnection.churnOnce(client);
         connections++;
       } catch (err) {
         errors++;

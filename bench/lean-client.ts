@@ -58,6 +58,13 @@ export class LeanConnection {
     return conn;
   }
 
+  /** One churn cycle: connect, log in, SELECT 1, quit (the churn suite, bench/profile.ts, bench/churn-syscalls.ts). */
+  static async churnOnce(opts: LeanOptions): Promise<void> {
+    const c = await LeanConnection.open(opts);
+    await c.query('SELECT 1');
+    await c.quit();
+  }
+
   private listen(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => {
       this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);

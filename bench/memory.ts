@@ -39,6 +39,7 @@ const VARIANTS: Array<{ name: TargetName; start: (db: MariaDBInstance, certs: Ce
   { name: 'haproxy', start: (db) => haproxy(db) },
   { name: 'node-pipe', start: (db) => nodePipe(db) },
   { name: 'floor', start: (db) => floorRelay(db) },
+  { name: 'floor-tls', start: (db, certs) => floorRelay(db, 'onread', certs) },
   { name: 'tiproxy', start: (db) => tiproxy(db) },
   { name: 'tiproxy-tls', start: (db, certs) => tiproxy(db, { tls: certs }) },
 ];
@@ -88,7 +89,7 @@ async function waitForBackendsToClose(db: MariaDBInstance): Promise<void> {
 export async function memorySuite(db: MariaDBInstance, o: MemoryOptions): Promise<SuiteResult> {
   const samples: MemorySample[] = [];
   const baseline = o.baseline;
-  const variants = baseline ? [...VARIANTS.slice(0, 3), { name: 'tiproxy-base' as const, start: (db: MariaDBInstance) => tiproxyBaseline(db, baseline) }, ...VARIANTS.slice(3)] : VARIANTS;
+  const variants = baseline ? [...VARIANTS.slice(0, 4), { name: 'tiproxy-base' as const, start: (db: MariaDBInstance) => tiproxyBaseline(db, baseline) }, ...VARIANTS.slice(4)] : VARIANTS;
   for (const conns of o.conns) {
     for (const v of variants) {
       const target = await v.start(db, o.certs);

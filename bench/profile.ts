@@ -2,7 +2,8 @@
 // `node --cpu-prof`, then summarises the V8 profile by self time (functions, and files/categories).
 //   node --import tsx bench/profile.ts [--test oltp_point_select] [--threads 64] [--time 15] [--top 25]
 //   [--plugin-dir bench/plugins]   (profile with a trivial onCommand tap)
-//   [--workload churn] [--workers 16]  (connect → SELECT 1 → quit loops instead of sysbench: the set-up path)
+//   [--workload churn] [--workers 16]  (connect → SELECT 1 → quit loops instead of sysbench: the set-up path;
+//                                       also prints µs per connection by login stage, bench/profile-stages.ts)
 //   [--capture [--result-digest]]  (a traffic capture runs during the workload: its cost on the main thread)
 // Starts: one MariaDB (test harness), tiproxy under --cpu-prof, sysbench. Writes the .cpuprofile under .tmp/.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -14,14 +15,9 @@ import { freePort } from '../local-cluster/ports.js';
 import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
 import { accepts } from '../test/harness/proxy.js';
 import { sysbench, type SysbenchTest } from '../test/harness/sysbench.js';
+import { cpuSeconds } from './cpu.js';
 import { LeanConnection } from './lean-client.js';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-  children?: number[];
-}
+import { stageBreakdown, stageTable, type CpuProfile, type ProfileNode } from './profile-stages.js';
 
 /** Frames whose whole subtree is the capture's cost: the kernel's observation calls, the plugin, compression on the main thread. */
 const CAPTURE_FRAME = /\/kernel\/session\/observed-traffic\.ts|\/plugins\/traffic-capture\/|^node:zlib/;
@@ -65,9 +61,7 @@ async function churnLoop(port: number, workers: number, seconds: number): Promis
   let connections = 0;
   const worker = async () => {
     while (performance.now() < deadline) {
-      const c = await LeanConnection.open({ host: '127.0.0.1', port, user: SBTEST_USER, password: SBTEST_PASSWORD, timeoutMs: 10_000 });
-      await c.query('SELECT 1');
-      await c.quit();
+      await LeanConnection.churnOnce({ host: '127.0.0.1', port, user: SBTEST_USER, password: SBTEST_PASSWORD, timeoutMs: 10_000 });
       connections++;
     }
   };
@@ -100,15 +94,17 @@ async function main(): Promise<void> {
       });
       if (!r.ok) throw new Error(`starting the capture: ${r.status} ${await r.text()}`);
     }
+    const cpuBefore = cpuSeconds(proxy.pid!);
     const result = values.workload === 'churn'
       ? await churnLoop(port, Number(values.workers), Number(values.time))
       : await sysbench(values.test as SysbenchTest, 'run', {
         ...common, port, threads: Number(values.threads), time: Number(values.time), extra: ['--db-ps-mode=disable'],
       });
+    const processCpu = cpuSeconds(proxy.pid!) - cpuBefore;
     await stopProcess(proxy, { signal: 'SIGTERM', timeoutMs: 20_000 });
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}`);
-    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
     const perSampleMs = (profile.endTime - profile.startTime) / 1000 / profile.samples.length;
     const total = profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0);
     const idle = profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').reduce((n, node) => n + (node.hitCount ?? 0), 0);
@@ -128,6 +124,10 @@ async function main(): Promise<void> {
     const what = values.workload === 'churn' ? `churn, ${values.workers} workers` : `${values.test}, ${values.threads} threads`;
     console.log(`\n${what}, ${values.time} s: ${result.qps.toFixed(0)} QPS; proxy busy ${(busy * perSampleMs / 1000).toFixed(2)} s of ${(total * perSampleMs / 1000).toFixed(2)} s sampled (${(busy * perSampleMs / 1000 / (result.queries / 10_000)).toFixed(3)} CPU s / 10k queries, main thread only)`);
     if (values.capture) console.log(`capture's share of main-thread busy time (observed-traffic.ts, plugins/traffic-capture/, node:zlib, with callees): ${pct(captureSamples(profile.nodes))}`);
+    if (values.workload === 'churn') {
+      console.log(`whole proxy process (all threads, user + system, under the profiler): ${(processCpu / result.queries * 1e6).toFixed(0)} µs CPU per connection\n`);
+      console.log(`Main-thread CPU per connection by stage (load window only):\n\n${stageTable(stageBreakdown(profile), result.queries)}\n`);
+    }
     console.log(`profile: ${join(dir, file)}\n\n| where (self time) | share of busy |\n|---|---|`);
     for (const [k, v] of [...byCategory].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`| ${k} | ${pct(v)} |`);
     console.log(`\n| function | share of busy |\n|---|---|`);

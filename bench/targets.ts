@@ -11,7 +11,7 @@ import { freePort } from '../local-cluster/ports.js';
 import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
 import { accepts, startProxyProcess } from '../test/harness/proxy.js';
 
-export type TargetName = 'direct' | 'haproxy' | 'floor' | 'tiproxy-base' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';
+export type TargetName = 'direct' | 'haproxy' | 'floor' | 'floor-tls' | 'tiproxy-base' | 'tiproxy' | 'tiproxy-tls' | 'node-pipe';
 
 export interface Target {
   name: TargetName;
@@ -91,10 +91,13 @@ net.createServer((c) => { const b = net.connect(${db.port}, '127.0.0.1'); c.pipe
  * The floor relay (bench/floor-relay.ts): the cheapest relay Node can be with public APIs. `pipe` is
  * the same as node-pipe; `onread` (the default) reads backend sockets into a reused buffer.
  */
-export async function floorRelay(db: MariaDBInstance, mode: 'onread' | 'pipe' = 'onread'): Promise<Target> {
+export async function floorRelay(db: MariaDBInstance, mode: 'onread' | 'pipe' = 'onread', tls?: Certificates): Promise<Target> {
   const port = await freePort();
   const script = join(repoRoot, 'bench', 'floor-relay.ts');
-  return spawnProxy('floor', port, process.execPath, ['--import', 'tsx', script, '--port', String(port), '--backend-port', String(db.port), '--mode', mode]);
+  const args = ['--import', 'tsx', script, '--port', String(port), '--backend-port', String(db.port), '--mode', mode];
+  if (tls) args.push('--tls-cert', tls.serverCert, '--tls-key', tls.serverKey);
+  const target = await spawnProxy(tls ? 'floor-tls' : 'floor', port, process.execPath, args);
+  return tls ? { ...target, tls: true } : target;
 }
 
 /**
