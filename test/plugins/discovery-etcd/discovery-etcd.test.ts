@@ -1,5 +1,5 @@
 // Real components: etcd 3.4 (plain, and one with TLS + client certificates), two MariaDB 10.11 servers,
-// `tiproxyctl register` child processes (the built bin/tiproxyctl once, otherwise from source), the
+// `tiproxyctl register` child processes (the built bin/tiproxyctl, as operators run it), the
 // proxy in-process with discovery-etcd, and mysql2 clients. Covers registration → routing latency,
 // SIGTERM/SIGKILL of the registrar, etcd down at start and mid-run, TLS to etcd, and how --pd-addrs
 // enables the plugin.
@@ -31,8 +31,10 @@ describe('discovery-etcd', () => {
   const registrars: RegistrarProcess[] = [];
   const proxies: TestProxy[] = [];
 
-  const register = (db: MariaDBInstance, extra: string[] = [], endpoint = etcd.endpoint, built = false) => {
-    const r = startRegistrar(['--pd-addrs', endpoint, '--addr', addr(db), ...extra], { built });
+  // Built (bin/tiproxyctl → dist/, rebuilt first when src/ is newer): tsx compiling the CLI for each
+  // registrar cost seconds apiece on a loaded machine.
+  const register = (db: MariaDBInstance, extra: string[] = [], endpoint = etcd.endpoint) => {
+    const r = startRegistrar(['--pd-addrs', endpoint, '--addr', addr(db), ...extra], { built: true });
     registrars.push(r);
     return r;
   };
@@ -90,8 +92,7 @@ describe('discovery-etcd', () => {
     try {
       // Three sessions on db0 make the newcomer the idlest: the next session must go there.
       for (let i = 0; i < 3; i++) assert.equal(await portOf(await connect(proxy)), db0.port);
-      // The built CLI (bin/tiproxyctl → dist/), as operators run it.
-      const registrar = register(db1, ['--labels', 'zone=z1,group=g'], etcd.endpoint, true);
+      const registrar = register(db1, ['--labels', 'zone=z1,group=g']);
       await registrar.registered();
       const registeredAt = Date.now();
       let reachedAt = 0;
