@@ -22,16 +22,15 @@ const SECOND_NODE_FILES = ['test/cli/workers.test.ts', 'test/plugins/traffic-cap
 /**
  * Kernel tests the second pass leaves out: pure logic over Buffers, strings and plain objects (packet
  * parsers and trackers fed synthetic bytes, statement scanners, hook ordering with fake plugins, the
- * config loader, the import graph, pacing arithmetic on a fake foreground) — no socket, stream, TLS,
+ * config loader, the import graph) — no socket, stream, TLS,
  * cluster, zlib or OpenSSL, nothing whose behaviour differs between Node versions. Running them twice
  * cost about a minute of CI (ResponseTracker alone feeds 16 MiB rows byte by byte). Kept on both:
- * ed25519 (OpenSSL), and the files that compare with or time V8's RegExp engine (regex-budget,
- * linear-pattern, kill-statement).
+ * ed25519 (OpenSSL), migration-pacing (reads Node's own event-loop delay histogram, perf_hooks), and
+ * the files that compare with or time V8's RegExp engine (regex-budget, linear-pattern, kill-statement).
  */
 const SAME_ON_EVERY_NODE = [
   'test/kernel/config/config-loader.test.ts',
   'test/kernel/import-graph.test.ts',
-  'test/kernel/migration/migration-pacing.test.ts',
   'test/kernel/plugins/hook-order.test.ts',
   'test/kernel/plugins/services.test.ts',
   'test/kernel/protocol/command-reader.test.ts',
