@@ -22,9 +22,8 @@ const SECOND_NODE_FILES = ['test/cli/workers.test.ts', 'test/plugins/traffic-cap
 /**
  * Kernel tests the second pass leaves out: pure logic over Buffers, strings and plain objects (packet
  * parsers and trackers fed synthetic bytes, statement scanners, hook ordering with fake plugins, the
- * config loader, the import graph) — no socket, stream, TLS,
- * cluster, zlib or OpenSSL, nothing whose behaviour differs between Node versions. Running them twice
- * cost about a minute of CI (ResponseTracker alone feeds 16 MiB rows byte by byte). Kept on both:
+ * config loader, the import graph) — no socket, stream, TLS, cluster, zlib or OpenSSL, nothing whose
+ * behaviour differs between Node versions. Running them twice cost about a minute of CI (ResponseTracker alone feeds 16 MiB rows byte by byte). Kept on both:
  * ed25519 (OpenSSL), migration-pacing (reads Node's own event-loop delay histogram, perf_hooks), and
  * the files that compare with or time V8's RegExp engine (regex-budget, linear-pattern, kill-statement).
  */
