@@ -109,6 +109,9 @@ const db = await startMariaDB({
     open_files_limit: Math.max(10_000, 2 * maxIdle + 2000),
     max_connect_errors: 1_000_000_000,
     back_log: 1024,
+    // The floor relays dial at accept: a client's TLS handshake on a loaded machine must not outlast
+    // the server's wait for the login (10 s by default).
+    connect_timeout: 60,
     innodb_buffer_pool_size: '256M',
   },
 });

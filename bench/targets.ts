@@ -124,7 +124,8 @@ export async function tiproxy(db: MariaDBInstance, opts: TiproxyOptions = {}): P
     writeFileSync(cfg, `security:\n  server-tls:\n    cert: ${JSON.stringify(opts.tls.serverCert)}\n    key: ${JSON.stringify(opts.tls.serverKey)}\n`);
     args.push('--config', cfg);
   }
-  const p = await startProxyProcess(args);
+  // A loaded machine can take many seconds to start the CLI.
+  const p = await startProxyProcess(args, { startTimeoutMs: 60_000 });
   raiseFdLimit(p.child.pid!);
   return { name: opts.tls ? 'tiproxy-tls' : 'tiproxy', port: p.port, pid: p.child.pid!, tls: Boolean(opts.tls), stop: () => p.stop() };
 }
