@@ -26,6 +26,8 @@ interface TapInfo {
 }
 
 interface Interceptable {
+  /** The argument names the hook was declared with (tapable keeps them here). */
+  readonly _args?: readonly string[];
   intercept(i: { register?: (tap: TapInfo) => TapInfo }): void;
 }
 
@@ -66,12 +68,27 @@ export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginError
       const refusal: Refusal = { code: ER_PROXY_PLUGIN_FAILED, message: `plugin ${tap} failed in ${hookName}: ${message}` };
       return refusal;
     };
+    // tapable calls a tap with exactly the hook's declared arguments.
+    const oneArgument = hook._args?.length === 1;
     hook.intercept({
       register(tap: TapInfo): TapInfo {
         const fn = tap.fn;
         // Looked up once per tap, so a call only adds to numbers (onResult is on the hot path).
         const stat = statsOf(tap.name, hookName);
-        if (tap.type === 'sync') {
+        if (tap.type === 'sync' && oneArgument) {
+          // onResult and onCommand run per query: no rest array per call.
+          tap.fn = (ctx: unknown) => {
+            const started = performance.now();
+            try {
+              return fn(ctx);
+            } catch (err) {
+              return failure(tap.name, err, [ctx]);
+            } finally {
+              stat.calls++;
+              stat.seconds += (performance.now() - started) / 1000;
+            }
+          };
+        } else if (tap.type === 'sync') {
           tap.fn = (...args: unknown[]) => {
             const started = performance.now();
             try {

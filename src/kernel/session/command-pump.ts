@@ -23,8 +23,9 @@ import type { SessionState, Unsafe } from './session-state.js';
 
 /** Commands whose first four payload bytes after the command byte are a statement id. */
 const STATEMENT_ID_COMMANDS = new Set([COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH, COM_STMT_BULK_EXECUTE]);
-/** Commands the server does not answer. */
-const NO_RESPONSE = new Set([COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT]);
+/** Commands the server does not answer, by command byte (a table load per command on the hot path). */
+const NO_RESPONSE = new Uint8Array(256);
+for (const c of [COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT]) NO_RESPONSE[c] = 1;
 
 /**
  * The commands the kernel itself answers or rewrites (KILL, COM_CHANGE_USER, the BEGIN move, …), see
@@ -249,7 +250,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   private commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
     this.bookkeeping.commandSent(command, buf, off, avail, length);
     const observed = this.observed.observing();
-    const answered = !NO_RESPONSE.has(command);
+    const answered = NO_RESPONSE[command] === 0;
     if (answered) this.observed.expect();
     if (observed) this.observed.sent(command, buf, off, length, answered);
     if (!answered) return;

@@ -18,15 +18,21 @@ export class LatencyTracker {
     private readonly staleAfterMs: number,
   ) {}
 
+  /** The sample of the backend recorded last: a session runs its commands on one backend, so this usually saves the WeakMap lookup. */
+  private lastBackend: object | null = null;
+  private lastSample: Sample | null = null;
+
   /** Hot path: one command finished on `backend` (the registry record) after `ms` milliseconds. */
   record(backend: object, ms: number): void {
     const now = Date.now();
-    const s = samples.get(backend);
-    if (!s || now - s.at > this.staleAfterMs) samples.set(backend, { ewmaMs: ms, at: now });
-    else {
-      s.ewmaMs += this.weight * (ms - s.ewmaMs);
-      s.at = now;
-    }
+    let s = backend === this.lastBackend ? this.lastSample : samples.get(backend);
+    if (!s) samples.set(backend, (s = { ewmaMs: ms, at: now }));
+    // A sample object stays the backend's for good (a stale one restarts in place), so the one remembered above is never outdated.
+    else if (now - s.at > this.staleAfterMs) s.ewmaMs = ms;
+    else s.ewmaMs += this.weight * (ms - s.ewmaMs);
+    s.at = now;
+    this.lastBackend = backend;
+    this.lastSample = s;
   }
 
   /** The backend's average latency in ms, or undefined when unknown or stale. */
