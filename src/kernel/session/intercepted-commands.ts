@@ -1,6 +1,6 @@
 import {
   COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID, COM_CHANGE_USER, COM_CONNECT, COM_CONNECT_OUT, COM_DAEMON, COM_DELAYED_INSERT,
-  COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE, COM_SLEEP, COM_TABLE_DUMP,
+  COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_REGISTER_SLAVE, COM_SLEEP, COM_STMT_PREPARE, COM_TABLE_DUMP,
   COM_TIME, COMMAND_NAMES, ER_SERVER_SHUTDOWN, ER_UNKNOWN_COM_ERROR, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
 import type { PASS_THROUGH } from '../protocol/command-reader.js';
@@ -10,6 +10,7 @@ import type { CommandInterceptor, InterceptingSession } from './command-pump.js'
 import { interceptKill } from './kill-command.js';
 import { mayBeKill } from './kill-statement.js';
 import { classifyStatement, StatementKind } from './statement-classifier.js';
+import { prepareUnderOwnId } from './translated-prepare.js';
 
 /** Commands that would turn the connection into something the pump cannot follow. */
 const UNSUPPORTED_COMMANDS = new Set([
@@ -22,7 +23,8 @@ const KILL_INSPECT_MAX = 512;
 /**
  * The commands the kernel answers or rewrites itself instead of passing them on: COM_QUIT,
  * COM_CHANGE_USER (change-user.ts), KILL (kill-command.ts), a BEGIN that lets a pending move happen
- * (begin-move.ts), COM_PING while shutting down, and commands the pump cannot follow.
+ * (begin-move.ts), COM_PING while shutting down, COM_STMT_PREPARE once statement ids are translated
+ * (translated-prepare.ts), and commands the pump cannot follow.
  */
 export class InterceptedCommands implements CommandInterceptor {
   constructor(private readonly session: InterceptingSession) {}
@@ -67,6 +69,10 @@ export class InterceptedCommands implements CommandInterceptor {
         return interceptKill(session, payload, seq) || undefined;
       case COM_PROCESS_KILL:
         return interceptKill(session, payload, seq) || undefined;
+      case COM_STMT_PREPARE:
+        if (!session.state.idsTranslated) return undefined;
+        void prepareUnderOwnId(session, payload, seq);
+        return false;
       default:
         if (UNSUPPORTED_COMMANDS.has(command)) {
           session.pump.replyError(seq, ER_UNKNOWN_COM_ERROR, `${COMMAND_NAMES[command] ?? `command 0x${command.toString(16)}`} is not supported through tiproxy`);

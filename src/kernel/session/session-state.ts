@@ -94,6 +94,18 @@ export class SessionState {
     this.statements.set(backendId, { clientId: backendId, backendId, sql, params, columns, paramTypes: null, typesSent: false });
   }
 
+  /** A statement the proxy prepared under an id of its own choosing (translated-prepare.ts). */
+  preparedAs(clientId: number, backendId: number, sql: Buffer, params: number, columns: number): void {
+    this.statements.set(clientId, { clientId, backendId, sql, params, columns, paramTypes: null, typesSent: false });
+  }
+
+  /** A statement id for the client that none of the session's statements has, on either side. */
+  unusedStatementId(): number {
+    let max = 0;
+    for (const st of this.statements.values()) max = Math.max(max, st.clientId, st.backendId);
+    return max + 1;
+  }
+
   /** The client sent parameter types for `statement` (new_params_bound_flag = 1) in buf[start, end): keep them (copied only when they change). */
   paramTypesSent(statement: PreparedStatement, buf: Buffer, start: number, end: number): void {
     // Compared in place: clients such as mysql2 send the types with every execute.

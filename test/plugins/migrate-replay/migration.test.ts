@@ -130,6 +130,39 @@ describe('session migration by state replay', () => {
     await c.end();
   });
 
+  it('gives statements prepared after a move ids of their own: none takes the id of a statement re-prepared under another', async () => {
+    const c = await connect();
+    // Ids 1-3 on the first backend; only 3 stays open, so the move re-prepares it as id 1 there.
+    const closedFirst = await c.prepare('SELECT 1 AS r');
+    const closedSecond = await c.prepare('SELECT 2 AS r');
+    const kept = await c.prepare('SELECT v FROM kv WHERE id = ?');
+    closedFirst.close();
+    closedSecond.close();
+    await c.query('SELECT 1'); // COM_STMT_CLOSE has no answer: this round trip makes sure both went before the move
+    const { to } = await migrate(c);
+    assert.equal(backendOf(c), to);
+    // The new backend numbers these 2, 3, 4, 5: without ids of the proxy's own, 3 would be `kept`'s.
+    const added = [];
+    for (let i = 0; i < 4; i++) added.push({ i, stmt: await c.prepare(`SELECT CONCAT('added-', ?, '-${i}') AS r`) });
+    const idOf = (st: unknown) => (st as { statement: { id: number } }).statement.id;
+    const ids = [idOf(kept), ...added.map((a) => idOf(a.stmt))];
+    assert.equal(new Set(ids).size, ids.length, `distinct statement ids for the client: ${ids.join(', ')}`);
+    const [keptRows] = (await kept.execute([2])) as unknown as [Array<{ v: string }>];
+    assert.deepEqual(keptRows.map((r) => r.v), ['two'], 'the statement prepared before the move runs its own SQL');
+    for (const { i, stmt } of added) {
+      const [rows] = (await stmt.execute(['x'])) as unknown as [Array<{ r: string }>];
+      assert.equal(rows[0]!.r, `added-x-${i}`);
+    }
+    // And they move again, all of them.
+    await migrate(c);
+    assert.equal(backendOf(c), otherThan(to));
+    const [again] = (await kept.execute([1])) as unknown as [Array<{ v: string }>];
+    assert.deepEqual(again.map((r) => r.v), ['one']);
+    const [last] = (await added[3]!.stmt.execute(['y'])) as unknown as [Array<{ r: string }>];
+    assert.equal(last[0]!.r, 'added-y-3');
+    await c.end();
+  });
+
   it('moves a session in a transaction only after COMMIT', async () => {
     const c = await connect();
     await c.query('BEGIN');
