@@ -28,7 +28,12 @@ const MIN_STEERING_RATE = 200;
 const MIN_GAP_MS = 5;
 const MAX_GAP_MS = 200;
 /** While migrations keep running, the undisturbed rate is measured again this often (demand changes). */
-const PROBE_EVERY_MS = 3000;
+const PROBE_EVERY_MS = 5000;
+/**
+ * Samples in a probe: the first lets moves in flight finish and is not counted, the others are
+ * averaged (one 100 ms sample of a bursty foreground is too noisy to steer by for seconds).
+ */
+const PROBE_SAMPLES = 3;
 /** A quiet-time rate older than this is not trusted as the undisturbed one: probe before moving. */
 const BASELINE_STALE_MS = 5000;
 
@@ -68,6 +73,10 @@ export class MigrationPacing {
   /** Samples left in the current probe (no new migrations start meanwhile); 0 = not probing. */
   private probing = 0;
   private probeDueAt = 0;
+  private probeSum = 0;
+  private probeCount = 0;
+  /** The foreground's rate while moves run, smoothed over samples (null until the first). */
+  private smoothed: number | null = null;
   /** Milliseconds between two move starts when one at a time is still too many (0: no spacing). */
   private gap = 0;
   private lastStartAt = -Infinity;
@@ -134,7 +143,8 @@ export class MigrationPacing {
       this.lastCount = this.signals.completedCommands();
       this.lastAt = now;
       this.probeDueAt = now + PROBE_EVERY_MS;
-      if (now - this.undisturbedAt > BASELINE_STALE_MS) this.probing = 2;
+      this.smoothed = null;
+      if (now - this.undisturbedAt > BASELINE_STALE_MS) this.startProbe();
     } else if (!active && this.timer) {
       this.stop();
     }
@@ -148,6 +158,12 @@ export class MigrationPacing {
     this.probing = 0;
     this.gap = 0;
     this.lastMigrationAt = performance.now();
+  }
+
+  private startProbe(): void {
+    this.probing = PROBE_SAMPLES;
+    this.probeSum = 0;
+    this.probeCount = 0;
   }
 
   private loopDelay(): number {
@@ -171,29 +187,38 @@ export class MigrationPacing {
     if (running > 0) this.lastMigrationAt = now;
 
     if (this.probing > 0) {
-      // The first probe sample lets moves in flight finish; a sample that ends with none running measures.
-      if (running === 0 && this.probing === 1) {
-        this.undisturbed = rate;
-        this.undisturbedAt = now;
+      if (running > 0) {
+        // Moves still in flight: the probe starts over once they are done.
+        this.startProbe();
+        return;
       }
-      this.probing = running === 0 ? this.probing - 1 : Math.max(this.probing, 1);
-      if (this.probing === 0) {
+      if (this.probing < PROBE_SAMPLES) {
+        this.probeSum += rate;
+        this.probeCount++;
+      }
+      if (--this.probing === 0) {
+        this.undisturbed = this.probeSum / this.probeCount;
+        this.undisturbedAt = now;
+        this.smoothed = null;
         this.probeDueAt = now + PROBE_EVERY_MS;
         this.onChange();
       }
       return;
     }
     if (now >= this.probeDueAt && this.wanted) {
-      this.probing = 2;
+      this.startProbe();
       return;
     }
 
     const before = this.limit;
     const gapBefore = this.gap;
+    // Smoothed over samples: one short burst or lull of a bursty foreground must not steer alone.
+    const seen = this.smoothed === null ? rate : (this.smoothed + rate) / 2;
+    this.smoothed = seen;
     const base = this.undisturbed;
-    // Demand grew while sessions moved: the higher rate is clearly achievable.
-    if (base !== null && rate > base) this.undisturbed = rate;
-    const foregroundHurt = base !== null && base >= MIN_STEERING_RATE && rate < base * FOREGROUND_KEEP;
+    // Demand grew while sessions moved: the higher (smoothed) rate is clearly achievable.
+    if (base !== null && seen > base) this.undisturbed = seen;
+    const foregroundHurt = base !== null && base >= MIN_STEERING_RATE && seen < base * FOREGROUND_KEEP;
     if (p99Ms > DELAY_LIMIT_MS || foregroundHurt) {
       // One at a time still too many: space the starts out instead (the foreground keeps priority).
       if (this.limit === MIN_CONCURRENCY) this.gap = this.gap === 0 ? MIN_GAP_MS : Math.min(MAX_GAP_MS, this.gap * 2);

@@ -43,7 +43,7 @@ describe('migration pacing', () => {
     try {
       pacing.demand(true, true);
       assert.equal(pacing.concurrency, 0, 'no move starts before the foreground was measured');
-      await sleep(260);
+      await sleep(420);
       assert.ok(pacing.concurrency > 0, 'moves start once the probe is over');
       const measured = pacing.undisturbedRate ?? 0;
       assert.ok(Math.abs(measured - f.perSecond) < f.perSecond * 0.25, `undisturbed rate measured ${measured.toFixed(0)}/s, fake ${f.perSecond}/s`);
