@@ -339,6 +339,18 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     if (this.tracker.pending === 0) owner.host.sessionIdle(owner);
   }
 
+  /** A command the proxy sent and answered itself (translated-prepare.ts), for traffic observation. */
+  observeAnsweredByProxy(payload: Buffer, outcome: { isError: boolean; errorCode: number; statementId: number }): void {
+    const conn = this.owner.link.conn;
+    if (conn && this.observed.observing()) {
+      this.observed.answeredByProxy(payload, outcome, conn);
+    } else {
+      // Keeps the numbering of commands and responses in step for when observation starts.
+      this.observed.expect();
+      this.observed.responseEnded();
+    }
+  }
+
   onLocalInfileRequest(): void {
     this.owner.state.localInfile = true;
     this.reader.uploading = true;

@@ -82,19 +82,38 @@ export class ObservedTraffic implements RowSink {
     this.session.generation.hooks.observeCommand.call(ctx);
   }
 
+  /**
+   * A command the proxy sent and read the answer of itself (a PREPARE under an id of its own, see
+   * translated-prepare.ts): observed like a forwarded one, with the outcome the proxy read.
+   */
+  answeredByProxy(payload: Buffer, outcome: { isError: boolean; errorCode: number; statementId: number }, conn: BackendConnection): void {
+    this.expect();
+    this.sent(payload[0]!, payload, 0, payload.length, true);
+    this.ended++;
+    this.report(payload[0]!, this.ended, outcome.isError, outcome.errorCode, -1, 0, 0, outcome.statementId, conn);
+  }
+
   resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection): void {
+    const statementId = commandByte === COM_STMT_PREPARE && !isError ? tracker.preparedId : 0;
+    this.report(commandByte, this.ended, isError, tracker.completedErrorCode, status, tracker.completedAffectedRows, tracker.completedRows, statementId, conn);
+  }
+
+  private report(
+    commandByte: number, response: number, isError: boolean, errorCode: number, status: number, affectedRows: number, rows: number,
+    statementId: number, conn: BackendConnection,
+  ): void {
     const ctx = (this.result ??= {
       session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, statementId: 0, rowsDigest: null,
       durationMs: 0, backend: conn.backend,
     });
     ctx.command = commandByte;
-    ctx.response = this.ended;
+    ctx.response = response;
     ctx.isError = isError;
-    ctx.errorCode = tracker.completedErrorCode;
+    ctx.errorCode = errorCode;
     ctx.status = status;
-    ctx.affectedRows = tracker.completedAffectedRows;
-    ctx.rows = tracker.completedRows;
-    ctx.statementId = commandByte === COM_STMT_PREPARE && !isError ? tracker.preparedId : 0;
+    ctx.affectedRows = affectedRows;
+    ctx.rows = rows;
+    ctx.statementId = statementId;
     ctx.rowsDigest = this.digesting ? (this.hash?.digest() ?? NO_ROWS_DIGEST) : null;
     this.hash = null;
     ctx.durationMs = performance.now() - this.startedAt;

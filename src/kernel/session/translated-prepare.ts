@@ -22,6 +22,8 @@ export async function prepareUnderOwnId(session: InterceptingSession, payload: B
       let out = (seq + 1) & 0xff;
       if (first.payload[0] === ERR_HEADER || first.payload.length < 9) {
         session.client.writePacket(first.payload, out);
+        const errorCode = first.payload[0] === ERR_HEADER && first.payload.length >= 3 ? first.payload.readUInt16LE(1) : 0;
+        pump.observeAnsweredByProxy(payload, { isError: true, errorCode, statementId: 0 });
         return;
       }
       const backendId = first.payload.readUInt32LE(1);
@@ -39,6 +41,8 @@ export async function prepareUnderOwnId(session: InterceptingSession, payload: B
         session.client.writePacket(p.payload, out);
       }
       session.state.preparedAs(clientId, backendId, Buffer.from(payload.subarray(1)), params, columns);
+      // Captured as the client saw it: the statement under the id the client got.
+      pump.observeAnsweredByProxy(payload, { isError: false, errorCode: 0, statementId: clientId });
     });
   } catch (err) {
     if (session.isClosed) return;

@@ -2,7 +2,12 @@
 // performance_schema on, the second off), the proxy in-process with
 // credentials-native (service account) and migrate-replay, mysql2 clients.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readCapture } from '../../../src/plugins/traffic-capture/traffic-file-reader.js';
+import type { CommandRecord } from '../../../src/plugins/traffic-capture/traffic-record.js';
 import mysql, { type Connection } from 'mysql2/promise';
 import { definePlugin, type TiproxyPlugin } from '../../../src/plugin.js';
 import { startMariaDB, ROOT_PASSWORD, ROOT_USER, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
@@ -141,6 +146,13 @@ describe('session migration by state replay', () => {
     await c.query('SELECT 1'); // COM_STMT_CLOSE has no answer: this round trip makes sure both went before the move
     const { to } = await migrate(c);
     assert.equal(backendOf(c), to);
+    // A traffic capture runs meanwhile: the statements the proxy prepares itself must be in it as the client saw them.
+    const output = mkdtempSync(join(tmpdir(), 'tiproxy-moved-prepare-'));
+    rmSync(output, { recursive: true });
+    const api = (path: string, body: unknown) => fetch(`http://127.0.0.1:${proxy.apiPort}${path}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    assert.equal((await api('/api/traffic/capture', { output, duration: 60 })).status, 201);
     // The new backend numbers these 2, 3, 4, 5: without ids of the proxy's own, 3 would be `kept`'s.
     const added = [];
     for (let i = 0; i < 4; i++) added.push({ i, stmt: await c.prepare(`SELECT CONCAT('added-', ?, '-${i}') AS r`) });
@@ -153,6 +165,13 @@ describe('session migration by state replay', () => {
       const [rows] = (await stmt.execute(['x'])) as unknown as [Array<{ r: string }>];
       assert.equal(rows[0]!.r, `added-x-${i}`);
     }
+    assert.equal((await api('/api/traffic/cancel', {})).status, 200);
+    const captured = readCapture(output, null).records.filter((r): r is CommandRecord => r.t === 'cmd' && r.s === c.threadId);
+    const prepares = captured.filter((r) => r.c === 0x16);
+    assert.deepEqual(prepares.map((r) => r.r?.stmt), ids.slice(1), 'each PREPARE captured with the id the client got');
+    const executes = captured.filter((r) => r.c === 0x17).map((r) => r.p.readUInt32LE(1));
+    assert.deepEqual(executes, [idOf(kept), ...ids.slice(1)], 'and the EXECUTEs name those ids');
+    rmSync(output, { recursive: true, force: true });
     // And they move again, all of them.
     await migrate(c);
     assert.equal(backendOf(c), otherThan(to));
