@@ -86,7 +86,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   /** Refilled for each onResult call, so tapping it allocates nothing per command. */
   private resultContext: { -readonly [K in keyof ResultContext]: ResultContext[K] } | null = null;
   /** hooks.observeCommand / observeResult for capture, called only while observation is on. */
-  private readonly observed: ObservedTraffic;
+  readonly observed: ObservedTraffic;
 
   constructor(private readonly owner: PumpOwner) {
     this.reader = new CommandReader(this);
@@ -337,18 +337,6 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
       owner.generation.hooks.onResult.call(ctx);
     }
     if (this.tracker.pending === 0) owner.host.sessionIdle(owner);
-  }
-
-  /** A command the proxy sent and answered itself (translated-prepare.ts), for traffic observation. */
-  observeAnsweredByProxy(payload: Buffer, outcome: { isError: boolean; errorCode: number; statementId: number }): void {
-    const conn = this.owner.link.conn;
-    if (conn && this.observed.observing()) {
-      this.observed.answeredByProxy(payload, outcome, conn);
-    } else {
-      // Keeps the numbering of commands and responses in step for when observation starts.
-      this.observed.expect();
-      this.observed.responseEnded();
-    }
   }
 
   onLocalInfileRequest(): void {

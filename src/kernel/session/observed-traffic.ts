@@ -88,6 +88,11 @@ export class ObservedTraffic implements RowSink {
    */
   answeredByProxy(payload: Buffer, outcome: { isError: boolean; errorCode: number; statementId: number }, conn: BackendConnection): void {
     this.expect();
+    if (!this.observing()) {
+      // Not observed: only the numbering of commands and responses stays in step.
+      this.responseEnded();
+      return;
+    }
     this.sent(payload[0]!, payload, 0, payload.length, true);
     this.ended++;
     this.report(payload[0]!, this.ended, outcome.isError, outcome.errorCode, -1, 0, 0, outcome.statementId, conn);

@@ -23,7 +23,7 @@ export async function prepareUnderOwnId(session: InterceptingSession, payload: B
       if (first.payload[0] === ERR_HEADER || first.payload.length < 9) {
         session.client.writePacket(first.payload, out);
         const errorCode = first.payload[0] === ERR_HEADER && first.payload.length >= 3 ? first.payload.readUInt16LE(1) : 0;
-        pump.observeAnsweredByProxy(payload, { isError: true, errorCode, statementId: 0 });
+        pump.observed.answeredByProxy(payload, { isError: true, errorCode, statementId: 0 }, conn);
         return;
       }
       const backendId = first.payload.readUInt32LE(1);
@@ -42,7 +42,7 @@ export async function prepareUnderOwnId(session: InterceptingSession, payload: B
       }
       session.state.preparedAs(clientId, backendId, Buffer.from(payload.subarray(1)), params, columns);
       // Captured as the client saw it: the statement under the id the client got.
-      pump.observeAnsweredByProxy(payload, { isError: false, errorCode: 0, statementId: clientId });
+      pump.observed.answeredByProxy(payload, { isError: false, errorCode: 0, statementId: clientId }, conn);
     });
   } catch (err) {
     if (session.isClosed) return;
