@@ -84,8 +84,15 @@ describe('traffic capture and replay (post-upgrade validation)', () => {
 
     const started = await api('/api/traffic/capture', { output: captureDir, duration: 120 });
     assert.equal(started.status, 201, await started.clone().text());
+    // No DELETE/INSERT pairs: when two sessions' pairs hit the same random id a few milliseconds apart
+    // (it happens, 4 threads on 20,000 rows), the replay can run them in the other order, and rows
+    // affected and returned then differ (seen once in a suite run): a difference of timing between
+    // sessions, not of the server, which is what this test must not report.
     const [bench] = await Promise.all([
-      sysbench('oltp_read_write', 'run', { host: '127.0.0.1', port: proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE, tables: 2, tableSize: 10000, threads: 4, time: 5 }),
+      sysbench('oltp_read_write', 'run', {
+        host: '127.0.0.1', port: proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: SBTEST_DATABASE, tables: 2, tableSize: 10000, threads: 4, time: 5,
+        extra: ['--delete_inserts=0'],
+      }),
       runApplication(early),
     ]);
     const stopped = await api('/api/traffic/cancel');
