@@ -36,6 +36,13 @@ function foreground(perSecond: number) {
   return { f, signals, stop: () => {} };
 }
 
+/** One quiet-time interval (no move running, over 500 ms) as the scheduler's periodic timer would give it. */
+async function quietInterval(pacing: MigrationPacing): Promise<void> {
+  pacing.quietTick();
+  await sleep(600);
+  pacing.quietTick();
+}
+
 describe('migration pacing', () => {
   it('probes the undisturbed rate first when it has none, starting no move meanwhile', async () => {
     const { f, signals, stop } = foreground(2000);
@@ -58,9 +65,7 @@ describe('migration pacing', () => {
     let changes = 0;
     const pacing = new MigrationPacing(() => void changes++, signals);
     try {
-      pacing.quietTick();
-      await sleep(600);
-      pacing.quietTick();
+      await quietInterval(pacing);
       assert.ok(Math.abs((pacing.undisturbedRate ?? 0) - 1000) < 250, `quiet rate ${pacing.undisturbedRate}`);
       f.running = 4;
       pacing.demand(true, true);
@@ -87,9 +92,7 @@ describe('migration pacing', () => {
     const { f, signals, stop } = foreground(1000);
     const pacing = new MigrationPacing(() => {}, signals);
     try {
-      pacing.quietTick();
-      await sleep(600);
-      pacing.quietTick();
+      await quietInterval(pacing);
       f.running = 1;
       pacing.demand(true, true);
       f.perSecond = 250;
@@ -115,9 +118,7 @@ describe('migration pacing', () => {
     const pacing = new MigrationPacing(() => {}, signals);
     try {
       f.running = 2;
-      pacing.quietTick();
-      await sleep(550);
-      pacing.quietTick();
+      await quietInterval(pacing);
       pacing.demand(true, true);
       await sleep(450);
       const grown = pacing.concurrency;
@@ -135,9 +136,7 @@ describe('migration pacing', () => {
     const { signals } = foreground(0);
     const pacing = new MigrationPacing(() => {}, { completedCommands: signals.completedCommands, running: () => 2 });
     try {
-      pacing.quietTick();
-      await sleep(550);
-      pacing.quietTick();
+      await quietInterval(pacing);
       const start = pacing.concurrency;
       pacing.demand(true, true);
       for (let i = 0; i < 4; i++) {
@@ -155,9 +154,7 @@ describe('migration pacing', () => {
     const { signals, stop } = foreground(0);
     const pacing = new MigrationPacing(() => {}, signals);
     try {
-      pacing.quietTick();
-      await sleep(550);
-      pacing.quietTick();
+      await quietInterval(pacing);
       const start = pacing.concurrency;
       pacing.demand(true, false);
       await sleep(350);
