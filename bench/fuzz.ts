@@ -38,6 +38,8 @@ const report = await runFuzz({
   cases: Number(values.cases), first: Number(values.first), seed, concurrency: Number(values.concurrency), ...shares,
   ...(values.case !== undefined ? { onlyCase: Number(values.case) } : {}),
   log: (line) => console.error(line),
+  // A heap reading after a full GC, before and after: what the run left alive, not garbage awaiting collection.
+  forcedGc: true,
 });
 console.log(JSON.stringify(report, null, 2));
 const failures = fuzzFailures(report);

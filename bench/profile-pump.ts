@@ -2,7 +2,9 @@
 // under `node --cpu-prof` (both from source, so frames name their files), reads each process's user and
 // system time from /proc for the load window, and charges every profile sample to a stage of the
 // steady-state packet pump (socket read, framing, classification, tracking, writes, hooks, timers, GC).
-//   node --import tsx bench/profile-pump.ts [--test oltp_point_select] [--threads 64] [--time 10] [--rounds 1]
+//   node --import tsx bench/profile-pump.ts [--test oltp_point_select] [--threads 64] [--time 10] [--rounds 1] [--capture]
+// --capture: a third run, tiproxy with a traffic capture running (started through the admin API), so the
+// capture's own stage shows beside the plain pump.
 // Starts: one MariaDB (local-cluster), the floor relay and tiproxy (in turn), sysbench.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '64' },
     time: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '1' },
+    capture: { type: 'boolean', default: false },
   },
 });
 
@@ -46,6 +49,7 @@ const STAGES = [
   'pump glue (onClientBytes, forward, onBackendData, onResponseComplete)',
   'socket write (Writable, writeGeneric, the write system call)',
   'hooks: onResult taps (metrics, balance, admin-api)',
+  'traffic capture (observe hooks, record encoding, writer hand-over)',
   'kernel per response (sessionIdle, migration scheduler)',
   'relay callback (floor only)',
   'timers',
@@ -58,6 +62,7 @@ type Stage = (typeof STAGES)[number];
 function ourStage(url: string, name: string): Stage | null {
   if (/\/bench\/floor-relay\.ts$/.test(url)) return 'relay callback (floor only)';
   if (!/\/src\//.test(url) || url.includes('node_modules')) return null;
+  if (/\/plugins\/traffic-capture\/|\/session\/observed-traffic\.ts$/.test(url)) return 'traffic capture (observe hooks, record encoding, writer hand-over)';
   if (/\/plugins\/|\/kernel\/hooks\//.test(url)) return 'hooks: onResult taps (metrics, balance, admin-api)';
   if (/\/protocol\/command-reader\.ts$/.test(url)) return 'framing: command reader (client bytes)';
   if (/\/protocol\/response-tracker\.ts$/.test(url)) return 'response tracker (backend bytes)';
@@ -153,20 +158,28 @@ async function main(): Promise<void> {
   try {
     await sysbench('oltp_read_write', 'prepare', { ...common, port: db.port, threads: 1, time: 1 });
     for (let round = 0; round < Number(values.rounds); round++) {
-      for (const name of ['floor', 'tiproxy'] as const) {
+      for (const name of values.capture ? ['floor', 'tiproxy', 'tiproxy+capture'] as const : ['floor', 'tiproxy'] as const) {
         const dir = join(tmpRoot, `cpu-prof-pump-${name}-${Date.now()}`);
         mkdirSync(dir, { recursive: true });
         const port = await freePort();
+        const apiPort = await freePort();
         // The floor relay has no SIGTERM handler of its own: exit cleanly so --cpu-prof writes the profile.
         const exitOnTerm = `data:text/javascript,process.on('SIGTERM',()=>process.exit(0))`;
         const args = name === 'floor'
           ? ['--cpu-prof', '--cpu-prof-dir', dir, '--import', exitOnTerm, '--import', 'tsx', join(repoRoot, 'bench/floor-relay.ts'), '--port', String(port), '--backend-port', String(db.port)]
           : ['--cpu-prof', '--cpu-prof-dir', dir, '--import', 'tsx', join(repoRoot, 'src/cli/tiproxy.ts'), '--addr', `127.0.0.1:${port}`,
-            '--api-addr', `127.0.0.1:${await freePort()}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn'];
+            '--api-addr', `127.0.0.1:${apiPort}`, '--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn'];
         const proc = spawnTracked(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
         for (const deadline = Date.now() + 30_000; !(await accepts(port));) {
           if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start listening`);
           await new Promise((r) => setTimeout(r, 100));
+        }
+        if (name === 'tiproxy+capture') {
+          const r = await fetch(`http://127.0.0.1:${apiPort}/api/traffic/capture`, {
+            method: 'POST', headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ output: join(dir, 'capture'), duration: Number(values.time) * 4 }),
+          });
+          if (!r.ok) throw new Error(`starting the capture: ${r.status} ${await r.text()}`);
         }
         const before = cpu(proc.pid!);
         // V8 stamps samples with the monotonic clock in µs, the clock process.hrtime reads: the load window in the profile's terms.
@@ -175,7 +188,8 @@ async function main(): Promise<void> {
         const after = cpu(proc.pid!);
         const t1 = Number(process.hrtime.bigint() / 1000n);
         await stopProcess(proc, { signal: 'SIGTERM', timeoutMs: 20_000 });
-        const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+        // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (a capture's writer thread writes its own).
+        const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.split('.')[4] === '0');
         if (!file) throw new Error(`no profile written in ${dir}`);
         const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
         const window: [number, number] = [t0 + 500_000, t1 - 500_000];

@@ -21,6 +21,12 @@ export interface SoakSample {
   clientErrors: number;
   /** Errors the database itself raised and sysbench ignored (Galera deadlocks/certification failures), so far. */
   dbErrors: number;
+  /** V8 heap committed, bytes (nodejs_heap_size_total_bytes); absent in runs before it was sampled. */
+  heapTotalBytes?: number;
+  /** V8 young generation committed, bytes (nodejs_heap_space_size_total_bytes{space="new"}). */
+  newSpaceBytes?: number;
+  /** Memory held by V8 outside its heap (Buffers), bytes (nodejs_external_memory_bytes). */
+  externalBytes?: number;
 }
 
 export type SoakMetric = 'rssBytes' | 'heapUsedBytes' | 'fds' | 'sessions';

@@ -231,8 +231,10 @@ async function api<T>(apiPort: number, path: string): Promise<T> {
 }
 
 /** The value of an unlabelled sample in a Prometheus exposition. */
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+function metric(text: string, name: string, labels = ''): number {
+  const m = labels
+    ? new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text)
+    : new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
 
@@ -511,10 +513,16 @@ try {
     const s: SoakSample = {
       t: Math.round(since() * 10) / 10, rssBytes: rss(pid).totalKiB * 1024, heapUsedBytes: metric(text, 'nodejs_heap_size_used_bytes'),
       fds, sessions: metric(text, 'tiproxy_server_connections'), clientErrors, dbErrors,
+      // What the RSS is made of: V8's committed heap, its young generation (sized up and down by V8 with the
+      // allocation rate) and memory held outside the heap (Buffers).
+      heapTotalBytes: metric(text, 'nodejs_heap_size_total_bytes'),
+      newSpaceBytes: metric(text, 'nodejs_heap_space_size_total_bytes', 'space="new"'),
+      externalBytes: metric(text, 'nodejs_external_memory_bytes'),
     };
     samples.push(s);
     if (samples.length % Math.max(1, Math.round(60 / options.sample)) === 0) {
-      log(`t=${s.t} s rss ${(s.rssBytes / 2 ** 20).toFixed(1)} MiB heap ${(s.heapUsedBytes / 2 ** 20).toFixed(1)} MiB fds ${s.fds} sessions ${s.sessions} `
+      log(`t=${s.t} s rss ${(s.rssBytes / 2 ** 20).toFixed(1)} MiB heap ${(s.heapUsedBytes / 2 ** 20).toFixed(1)} MiB `
+        + `(committed ${((s.heapTotalBytes ?? NaN) / 2 ** 20).toFixed(1)}, new ${((s.newSpaceBytes ?? NaN) / 2 ** 20).toFixed(1)}, external ${((s.externalBytes ?? NaN) / 2 ** 20).toFixed(1)}) fds ${s.fds} sessions ${s.sessions} `
         + `client errors ${clientErrors} churn ${churnConnections} ops ${operations.length} (failed ${operations.filter((o) => !o.ok).length})`);
     }
   };

@@ -4,7 +4,7 @@
 // runs SELECT 1 every 50 ms throughout, timing every answer. Cases run `concurrency` at a time; each is
 // seeded by (run seed, index), so any one replays alone. Shared by test/fuzz/fuzz.test.ts (short run)
 // and bench/fuzz.ts (long run).
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -43,6 +43,12 @@ export interface FuzzRunOptions {
   /** Index of the first case (default 0): `cases` cases from here. */
   first?: number;
   log?: (line: string) => void;
+  /**
+   * Also read each proxy's heap after a full GC, before and after the run: the proxies start with
+   * --heapsnapshot-signal, and a snapshot (which collects all garbage first) is taken on SIGUSR2, then
+   * deleted. Tells live memory from garbage not yet collected, for long runs.
+   */
+  forcedGc?: boolean;
 }
 
 export interface CaseOutcome {
@@ -70,6 +76,9 @@ export interface ProcessFigures {
   /** V8 heap in use (live objects plus garbage not yet collected), before and after. */
   heapBeforeMb: number;
   heapAfterMb: number;
+  /** V8 heap in use right after a full GC (the one a heap snapshot forces), before and after; with `forcedGc`. */
+  heapBeforeGcMb?: number;
+  heapAfterGcMb?: number;
   /** The proxy's own event-loop delay, worst over the run (prom-client's nodejs_eventloop_lag_max_seconds, scraped each second). */
   eventLoopLagMaxMs: number;
 }
@@ -138,6 +147,30 @@ class FuzzEnvironment {
   clientProxy!: ProxyProcess;
   backendProxy!: ProxyProcess;
   private readonly dir = join(tmpRoot, `fuzz-${process.pid}-${Date.now()}`);
+  /** Where the proxies write heap snapshots (forcedGc). */
+  readonly snapshotDir = join(this.dir, 'heap');
+
+  /** The proxy's heap in use right after a full GC: a heap snapshot forces one; the snapshot is deleted. */
+  async heapAfterGcMb(p: ProxyProcess): Promise<number> {
+    const pid = p.child.pid!;
+    const mine = () => readdirSync(this.snapshotDir).filter((f) => f.endsWith('.heapsnapshot') && f.includes(`.${pid}.`));
+    const known = new Set(mine());
+    p.child.kill('SIGUSR2');
+    // The snapshot is written on the proxy's main thread: once its file stops growing, the next request is served after it.
+    let size = -1;
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(250)) {
+      const file = mine().find((f) => !known.has(f));
+      if (!file) continue;
+      const now = statSync(join(this.snapshotDir, file)).size;
+      if (now > 0 && now === size) {
+        const heap = await heapUsedMb(p);
+        rmSync(join(this.snapshotDir, file), { force: true });
+        return heap;
+      }
+      size = now;
+    }
+    throw new Error(`proxy ${pid} wrote no heap snapshot within 120 s`);
+  }
 
   async start(): Promise<void> {
     ensureBuilt();
@@ -158,8 +191,10 @@ class FuzzEnvironment {
       `proxy:\n  proxy-protocol: v2\n  handshake-timeout: 10\n${common}security:\n  server-tls:\n    cert: ${certs.serverCert}\n    key: ${certs.serverKey}\n`);
     writeFileSync(join(this.dir, 'backend.yaml'), `proxy:\n  handshake-timeout: 2\n${common}`);
     // A machine busy with other test runs can take a while to start Node.
-    this.clientProxy = await startProxyProcess(['--config', join(this.dir, 'client.yaml'), '--backend', `127.0.0.1:${this.db.port}`], { startTimeoutMs: 60_000 });
-    this.backendProxy = await startProxyProcess(['--config', join(this.dir, 'backend.yaml'), '--backend', `127.0.0.1:${relayPort}`], { startTimeoutMs: 60_000 });
+    const nodeArgs = ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${this.snapshotDir}`];
+    mkdirSync(this.snapshotDir, { recursive: true });
+    this.clientProxy = await startProxyProcess(['--config', join(this.dir, 'client.yaml'), '--backend', `127.0.0.1:${this.db.port}`], { startTimeoutMs: 60_000, nodeArgs });
+    this.backendProxy = await startProxyProcess(['--config', join(this.dir, 'backend.yaml'), '--backend', `127.0.0.1:${relayPort}`], { startTimeoutMs: 60_000, nodeArgs });
   }
 
   async stop(): Promise<void> {
@@ -366,6 +401,8 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
     // Warm up both proxies (first greeting probe, code paths compiled), then take the baselines.
     await normalClientWorks(env.clientProxy.port);
     await normalClientWorks(env.backendProxy.port);
+    // Before the canaries: writing a heap snapshot stops a proxy's loop for a while.
+    const heapBeforeGc = opts.forcedGc ? await Promise.all([env.clientProxy, env.backendProxy].map((p) => env.heapAfterGcMb(p))) : null;
     const canaries = [new Canary(), new Canary()];
     await canaries[0]!.start(env.clientProxy.port);
     await canaries[1]!.start(env.backendProxy.port);
@@ -432,6 +469,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
       log(`still open after the settle time: relay sockets ${env.relay.openSockets - relayBefore}, backend sessions ${backendSessionsAfter}; backend-side proxy sessions: ${sessions.slice(0, 3000)}; relay connections (case seed, mutations): ${JSON.stringify(env.relay.openConnections())}; its log ends: ${env.backendProxy.output().slice(-3000)}`);
     }
     const heapAfter = await Promise.all(proxies.map(heapUsedMb));
+    const heapAfterGc = opts.forcedGc ? await Promise.all(proxies.map((p) => env.heapAfterGcMb(p))) : null;
     let normalClientAfter = true;
     let normalClientError: string | undefined;
     try {
@@ -445,6 +483,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
       alive: p.child.exitCode === null && p.child.signalCode === null, crashLines: crashLines(p),
       fdBefore: before[k]!.fds, fdAfter: after[k]!.fds, rssBeforeMb: before[k]!.rssMb, rssPeakMb: peak[k]!, rssAfterMb: after[k]!.rssMb,
       eventLoopLagMaxMs: lag[k]!, heapBeforeMb: heapBefore[k]!, heapAfterMb: heapAfter[k]!,
+      ...(heapBeforeGc && heapAfterGc ? { heapBeforeGcMb: heapBeforeGc[k]!, heapAfterGcMb: heapAfterGc[k]! } : {}),
     });
     return {
       cases: indexes.length, seed: opts.seed, durationMs, casesPerSecond: indexes.length / (durationMs / 1000), outcomes, errorCodes,
@@ -461,14 +500,28 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
   }
 }
 
+/**
+ * Allowed growth of the live heap over a run: caches that fill once (compiled code, the statement
+ * classifier's, TLS session state) but nothing that grows with the number of cases.
+ */
+export const LIVE_HEAP_GROWTH_MB = 16;
+
 /** What makes a run fail, in words (empty: passed). */
-export function fuzzFailures(r: FuzzReport, limits: { canaryMs: number; rssGrowthMb: number } = { canaryMs: 1000, rssGrowthMb: 160 }): string[] {
+export function fuzzFailures(
+  r: FuzzReport,
+  limits: { canaryMs: number; rssGrowthMb: number; /** Growth of the heap after a full GC (forcedGc runs). */ liveHeapGrowthMb?: number } = { canaryMs: 1000, rssGrowthMb: 160 },
+): string[] {
   const out: string[] = [];
   for (const [name, p] of [['client-side proxy', r.clientProxy], ['backend-side proxy', r.backendProxy]] as const) {
     if (!p.alive) out.push(`${name} died`);
     if (p.crashLines.length) out.push(`${name} logged crashes: ${p.crashLines[0]}`);
     if (p.fdAfter > p.fdBefore + 2) out.push(`${name} holds ${p.fdAfter - p.fdBefore} more descriptors than before`);
     if (p.rssAfterMb > p.rssBeforeMb + limits.rssGrowthMb) out.push(`${name} RSS grew from ${Math.round(p.rssBeforeMb)} to ${Math.round(p.rssAfterMb)} MiB`);
+    // Live objects only: a leak keeps them past a full GC, garbage does not.
+    const liveGrowth = (p.heapAfterGcMb ?? NaN) - (p.heapBeforeGcMb ?? NaN);
+    if (liveGrowth > (limits.liveHeapGrowthMb ?? LIVE_HEAP_GROWTH_MB)) {
+      out.push(`${name} heap after a full GC grew from ${p.heapBeforeGcMb!.toFixed(1)} to ${p.heapAfterGcMb!.toFixed(1)} MiB`);
+    }
   }
   if (r.backendSessionsAfter > r.backendSessionsBefore) out.push(`${r.backendSessionsAfter - r.backendSessionsBefore} backend sessions leaked`);
   if (r.relay.openAfter > 0) out.push(`${r.relay.openAfter} relay sockets still open`);

@@ -103,12 +103,15 @@ export interface ProxyProcess {
 }
 
 /** The real CLI (`bin/tiproxy`, needs `npm run build`) as a child process; resolves once it listens. */
-export async function startProxyProcess(args: string[], opts: { port?: number; apiPort?: number; expectListening?: boolean; startTimeoutMs?: number } = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  args: string[],
+  opts: { port?: number; apiPort?: number; expectListening?: boolean; startTimeoutMs?: number; /** Options for Node itself, before the script. */ nodeArgs?: string[] } = {},
+): Promise<ProxyProcess> {
   const port = opts.port ?? (await freePort());
   // Every proxy gets its own API port: the default 0.0.0.0:3080 would collide between tests.
   const apiPort = opts.apiPort ?? (await freePort());
   const apiArgs = args.includes('--api-addr') ? [] : ['--api-addr', `127.0.0.1:${apiPort}`];
-  const child = spawnTracked(process.execPath, [`${repoRoot}/bin/tiproxy`, '--addr', `127.0.0.1:${port}`, ...apiArgs, '--log-format', 'json', ...args], {
+  const child = spawnTracked(process.execPath, [...(opts.nodeArgs ?? []), `${repoRoot}/bin/tiproxy`, '--addr', `127.0.0.1:${port}`, ...apiArgs, '--log-format', 'json', ...args], {
     cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
