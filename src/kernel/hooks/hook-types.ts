@@ -224,6 +224,8 @@ export interface ObservedCommand {
    * 0 for commands the server does not answer (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT).
    */
   readonly response: number;
+  /** When the command went to the backend: performance.now() milliseconds (the clock ObservedResult.durationMs counts on). */
+  readonly at: number;
 }
 
 /** A response ended, shown to hooks.observeResult while observation is on. Refilled per response: valid only during the call. */

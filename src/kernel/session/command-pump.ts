@@ -252,9 +252,11 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     const observed = this.observed.observing();
     const answered = NO_RESPONSE[command] === 0;
     if (answered) this.observed.expect();
-    if (observed) this.observed.sent(command, buf, off, length, answered);
+    // One clock read serves onResult's duration and the observers (read only when one of them wants it).
+    const at = observed || (answered && this.owner.generation.resultTapped) ? performance.now() : 0;
+    if (observed) this.observed.sent(command, buf, off, length, answered, at);
     if (!answered) return;
-    if (this.owner.generation.resultTapped) this.commandStartedAt = performance.now();
+    this.commandStartedAt = at;
     this.tracker.expect(command);
   }
 
@@ -326,13 +328,16 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     if (database !== null) owner.database = database;
     const conn = owner.link.conn;
     this.observed.responseEnded();
-    if (conn && this.observed.observing()) this.observed.resultSeen(command, status, isError, this.tracker, conn);
-    if (owner.generation.resultTapped && conn) {
+    const observed = conn !== null && this.observed.observing();
+    const tapped = conn !== null && owner.generation.resultTapped;
+    const durationMs = observed || tapped ? performance.now() - this.commandStartedAt : 0;
+    if (observed) this.observed.resultSeen(command, status, isError, this.tracker, conn, durationMs);
+    if (tapped) {
       const ctx = (this.resultContext ??= { session: owner, command, isError, status, durationMs: 0, backend: conn.backend });
       ctx.command = command;
       ctx.isError = isError;
       ctx.status = status;
-      ctx.durationMs = performance.now() - this.commandStartedAt;
+      ctx.durationMs = durationMs;
       ctx.backend = conn.backend;
       owner.generation.hooks.onResult.call(ctx);
     }

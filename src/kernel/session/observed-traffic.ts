@@ -19,7 +19,6 @@ export class ObservedTraffic implements RowSink {
   /** Responses expected and responses ended so far. */
   private expected = 0;
   private ended = 0;
-  private startedAt = 0;
   private command: Mutable<ObservedCommand> | null = null;
   private result: Mutable<ObservedResult> | null = null;
   /** The result digest's hash of the response being read (rows hashed as they pass), and whether the tracker feeds it. */
@@ -65,20 +64,21 @@ export class ObservedTraffic implements RowSink {
     this.hash = null;
   }
 
-  sent(commandByte: number, buf: Buffer, off: number, length: number, expectsResponse: boolean): void {
-    const ctx = (this.command ??= { session: this.session, command: 0, buf, offset: 0, available: 0, length: 0, response: 0 });
+  /** A command went out at `at` (performance.now(), read once by the pump for this and for onResult). */
+  sent(commandByte: number, buf: Buffer, off: number, length: number, expectsResponse: boolean, at: number): void {
+    const ctx = (this.command ??= { session: this.session, command: 0, buf, offset: 0, available: 0, length: 0, response: 0, at: 0 });
     ctx.command = commandByte;
     ctx.buf = buf;
     ctx.offset = off;
     ctx.available = Math.min(length, buf.length - off);
     ctx.length = length;
     ctx.response = expectsResponse ? this.expected : 0;
+    ctx.at = at;
     if (!this.digesting && this.session.generation.observation.resultDigest) {
       // From the next response on (one already under way would be hashed in part).
       this.digesting = true;
       this.tracker.rowSink = this;
     }
-    this.startedAt = performance.now();
     this.session.generation.hooks.observeCommand.call(ctx);
   }
 
@@ -93,19 +93,21 @@ export class ObservedTraffic implements RowSink {
       this.responseEnded();
       return;
     }
-    this.sent(payload[0]!, payload, 0, payload.length, true);
+    // Sent and answered before the client's next byte: no time of its own worth a clock read.
+    this.sent(payload[0]!, payload, 0, payload.length, true, performance.now());
     this.ended++;
-    this.report(payload[0]!, this.ended, outcome.isError, outcome.errorCode, -1, 0, 0, outcome.statementId, conn);
+    this.report(payload[0]!, this.ended, outcome.isError, outcome.errorCode, -1, 0, 0, outcome.statementId, conn, 0);
   }
 
-  resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection): void {
+  /** A response ended, `durationMs` after its command went out (the pump's one clock read, shared with onResult). */
+  resultSeen(commandByte: number, status: number, isError: boolean, tracker: ResponseTracker, conn: BackendConnection, durationMs: number): void {
     const statementId = commandByte === COM_STMT_PREPARE && !isError ? tracker.preparedId : 0;
-    this.report(commandByte, this.ended, isError, tracker.completedErrorCode, status, tracker.completedAffectedRows, tracker.completedRows, statementId, conn);
+    this.report(commandByte, this.ended, isError, tracker.completedErrorCode, status, tracker.completedAffectedRows, tracker.completedRows, statementId, conn, durationMs);
   }
 
   private report(
     commandByte: number, response: number, isError: boolean, errorCode: number, status: number, affectedRows: number, rows: number,
-    statementId: number, conn: BackendConnection,
+    statementId: number, conn: BackendConnection, durationMs: number,
   ): void {
     const ctx = (this.result ??= {
       session: this.session, command: 0, response: 0, isError, errorCode: 0, status, affectedRows: 0, rows: 0, statementId: 0, rowsDigest: null,
@@ -121,7 +123,7 @@ export class ObservedTraffic implements RowSink {
     ctx.statementId = statementId;
     ctx.rowsDigest = this.digesting ? (this.hash?.digest() ?? NO_ROWS_DIGEST) : null;
     this.hash = null;
-    ctx.durationMs = performance.now() - this.startedAt;
+    ctx.durationMs = durationMs;
     ctx.backend = conn.backend;
     this.session.generation.hooks.observeResult.call(ctx);
   }

@@ -176,7 +176,7 @@ export class ProxyMetrics {
       values: hookStat('errors'),
     });
     registerSnapshotMetric(reg, {
-      name: 'tiproxy_plugin_hook_seconds_total', help: 'Time spent in each plugin\'s taps, by plugin and hook (divide by calls for the mean).',
+      name: 'tiproxy_plugin_hook_seconds_total', help: 'Time spent in each plugin\'s taps, by plugin and hook (divide by calls for the mean); per-query hooks are timed one call in 16 and scaled.',
       type: 'counter', aggregator: 'sum', values: hookStat('seconds'),
     });
     registerSnapshotMetric(reg, {

@@ -97,7 +97,8 @@ export class CaptureJob {
     }
     const keep = Math.min(c.available, this.settings.maxPayloadBytes);
     if (keep < c.length) this.truncated++;
-    if (this.writer.writeCommand(id, this.now(), c.response, c.buf, c.offset, keep, c.length)) this.commands++;
+    // The kernel's send time (same clock as this.t0): no clock read of our own per command.
+    if (this.writer.writeCommand(id, c.at - this.t0, c.response, c.buf, c.offset, keep, c.length)) this.commands++;
   }
 
   result(r: ObservedResult): void {
