@@ -2,7 +2,8 @@
 // built proxy, sysbench, an hour by default) is a bench, not part of the suite: its set-up alone takes
 // most of a minute here. What is checked is its verdict (bench/soak-verdict.ts) on the samples of a real
 // 15-minute soak recorded by bench/soak.ts (test/bench/soak-recorded-run.json), on the same samples with
-// a leak added, and `bench/soak.ts --report` printing that run again.
+// a leak added, and `bench/soak.ts --report` printing that run again; and on the one-hour acceptance run
+// of issue 14 item 7 (test/bench/soak-recorded-hour.json, build 47b0511, on a machine nobody else loaded).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,7 +25,24 @@ const base = { warmupS: recorded.options.warmup, failedOperations: 0, sessionsAf
 const withLeak = (metric: 'rssBytes' | 'fds', perSecond: number): SoakSample[] =>
   recorded.samples.map((s) => ({ ...s, [metric]: s[metric] + Math.round(perSecond * s.t) }));
 
+const HOUR = JSON.parse(readFileSync(join(repoRoot, 'test', 'bench', 'soak-recorded-hour.json'), 'utf8')) as typeof recorded & {
+  operations: Array<{ kind: string; ok: boolean }>;
+};
+
 describe('the soak verdict', () => {
+  it('judges the recorded one-hour run flat over 10-minute windows, and a leak of 20 MiB an hour in it not flat', () => {
+    const hourBase = { warmupS: HOUR.options.warmup, failedOperations: HOUR.operations.filter((o) => !o.ok).length, sessionsAfterLoad: HOUR.sessionsAfterLoad };
+    const v = soakVerdict({ samples: HOUR.samples, ...hourBase, clientErrors: HOUR.verdict.clientErrors, dbErrors: HOUR.verdict.dbErrors });
+    assert.equal(v.windowS, 600, 'an hour is compared in 10-minute windows');
+    assert.deepEqual(v.reasons, []);
+    assert.ok(HOUR.samples.at(-1)!.t >= 3500, 'the run lasted the hour');
+    for (const kind of ['restart', 'plugin', 'config']) assert.ok(HOUR.operations.some((o) => o.kind === kind), `the run did ${kind} operations`);
+    // A slow leak a 15-minute run cannot tell from noise is what the hour is for.
+    const leaky = HOUR.samples.map((s) => ({ ...s, rssBytes: s.rssBytes + Math.round((20 * MiB * s.t) / 3600) }));
+    const lv = soakVerdict({ samples: leaky, ...hourBase });
+    assert.equal(lv.trends.rssBytes.flat, false);
+    assert.match(lv.reasons.join('\n'), /rssBytes not flat/);
+  });
   it('judges the recorded run flat, with no client error, comparing a third of the measured span at each end', () => {
     const v = soakVerdict({ samples: recorded.samples, ...base });
     assert.deepEqual(v.reasons, []);
