@@ -5,7 +5,7 @@
 // (main thread, and all threads: the capture's writer thread included) from /proc, which a loaded
 // machine disturbs far less than throughput. Then the last capture is replayed (read-only,
 // 10×) against the same server: the replayer's throughput in commands/s. Target: capture ≤ 5 % QPS.
-// `node --import tsx bench/traffic-capture-cost.ts [--time S] [--repeat N] [--threads N] [--baseline DIR]`
+// `node --import tsx bench/traffic-capture-cost.ts [--time S] [--repeat N] [--threads N] [--baseline DIR] [--compress gzip|zstd|none]`
 // --baseline DIR: also another build (a checkout at DIR with `npm run build` done) as tiproxy-base, its
 // off/on runs interleaved with this build's: before/after in one run.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +23,7 @@ import { prepare, type SysbenchData } from './sysbench-runs.js';
 
 const TARGET_COST = 0.05;
 const { values: v } = parseArgs({
-  options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' }, baseline: { type: 'string' } },
+  options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' }, baseline: { type: 'string' }, compress: { type: 'string', default: 'gzip' } },
 });
 const time = Number(v.time);
 const repeat = Number(v.repeat);
@@ -90,7 +90,7 @@ try {
     for (let k = 0; k < order.length; k++) {
       const { variant, mode } = order[(k + run - 1) % order.length]!;
       const capture = join(dir, `${variant.name}-run-${run}`);
-      if (mode === 'on') await api(variant.proxy, '/api/traffic/capture', { output: capture, duration: time * 4 });
+      if (mode === 'on') await api(variant.proxy, '/api/traffic/capture', { output: capture, duration: time * 4, compress: v.compress });
       const pid = variant.proxy.pid;
       const cpu0 = { main: cpuSeconds(pid, pid), all: cpuSeconds(pid) };
       const r = await sysbench('oltp_point_select', 'run', {
@@ -120,7 +120,7 @@ try {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const lines = [
-  `### traffic capture cost: oltp_point_select, ${threads} threads (median of ${repeat}, ${time} s each, interleaved)`, '',
+  `### traffic capture cost: oltp_point_select, ${threads} threads (median of ${repeat}, ${time} s each, interleaved), compress ${v.compress}`, '',
   '| build | QPS off → on | QPS cost (medians) | QPS cost (paired) | main-thread CPU/query off → on | main CPU cost | process CPU/query off → on | process CPU cost |',
   '|---|---|---|---|---|---|---|---|',
 ];

@@ -23,6 +23,17 @@ export interface WriterOptions {
   onError(err: Error): void;
 }
 
+/** Payloads up to this long are copied byte by byte: Buffer#copy allocates a view per call, garbage on every command. */
+const COPY_LOOP_MAX = 64;
+
+function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
+  if (n > COPY_LOOP_MAX) {
+    src.copy(dst, to, from, from + n);
+    return;
+  }
+  for (let k = 0; k < n; k++) dst[to + k] = src[from + k]!;
+}
+
 /** Records gather in buffers of this size; a full one goes to the writer thread. */
 export const RECORD_BUFFER_BYTES = 256 * 1024;
 /**
@@ -59,6 +70,8 @@ export class TrafficFileWriter {
   dropped = 0;
   records = 0;
   private buf: Buffer | null = null;
+  /** A view of `buf` for the record headers: DataView writes are inlined by V8, Buffer#writeUInt32LE & co. are range-checked calls. */
+  private view: DataView | null = null;
   private pos = 0;
   private readonly free: Buffer[] = [];
   /** Bytes of all record buffers in existence (filling, free, with the writer thread). */
@@ -100,6 +113,7 @@ export class TrafficFileWriter {
     const reused = size <= RECORD_BUFFER_BYTES ? this.free.pop() : undefined;
     if (reused) {
       this.buf = reused;
+      this.view = new DataView(reused.buffer, reused.byteOffset, reused.length);
     } else {
       const bytes = Math.max(size, RECORD_BUFFER_BYTES);
       if (this.allocated + bytes > this.opts.maxBufferBytes) {
@@ -109,6 +123,7 @@ export class TrafficFileWriter {
       this.allocated += bytes;
       // Not from the shared pool: its whole ArrayBuffer is transferred to the writer thread.
       this.buf = Buffer.allocUnsafeSlow(bytes);
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
     }
     this.pos = 0;
     return true;
@@ -118,14 +133,15 @@ export class TrafficFileWriter {
   writeCommand(session: number, ts: number, response: number, src: Buffer, off: number, kept: number, length: number): boolean {
     if (!this.reserve(COMMAND_HEADER_BYTES + kept)) return false;
     const b = this.buf!;
+    const v = this.view!;
     const p = this.pos;
-    b[p] = RECORD_COMMAND;
-    b.writeUInt32LE(session, p + 1);
-    b.writeDoubleLE(ts, p + 5);
-    b.writeUInt32LE(response, p + 13);
-    b.writeUInt32LE(length, p + 17);
-    b.writeUInt32LE(kept, p + 21);
-    src.copy(b, p + COMMAND_HEADER_BYTES, off, off + kept);
+    v.setUint8(p, RECORD_COMMAND);
+    v.setUint32(p + 1, session, true);
+    v.setFloat64(p + 5, ts, true);
+    v.setUint32(p + 13, response, true);
+    v.setUint32(p + 17, length, true);
+    v.setUint32(p + 21, kept, true);
+    copyBytes(src, off, b, p + COMMAND_HEADER_BYTES, kept);
     this.pos = p + COMMAND_HEADER_BYTES + kept;
     this.records++;
     return true;
@@ -134,18 +150,18 @@ export class TrafficFileWriter {
   /** A response's outcome; `digest` (20 bytes) when the capture digests result rows. */
   writeResult(session: number, response: number, err: number, affected: number, rows: number, ms: number, statementId: number, digest: Buffer | null): boolean {
     if (!this.reserve(RESULT_BYTES + (digest ? DIGEST_BYTES : 0))) return false;
-    const b = this.buf!;
+    const v = this.view!;
     const p = this.pos;
-    b[p] = digest ? RECORD_RESULT_DIGEST : RECORD_RESULT;
-    b.writeUInt32LE(session, p + 1);
-    b.writeUInt32LE(response, p + 5);
-    b.writeInt32LE(err, p + 9);
-    b.writeUInt32LE(Math.min(affected, U32_MAX), p + 13);
-    b.writeUInt32LE(Math.min(rows, U32_MAX), p + 17);
-    b.writeDoubleLE(ms, p + 21);
-    b.writeUInt32LE(statementId, p + 29);
+    v.setUint8(p, digest ? RECORD_RESULT_DIGEST : RECORD_RESULT);
+    v.setUint32(p + 1, session, true);
+    v.setUint32(p + 5, response, true);
+    v.setInt32(p + 9, err, true);
+    v.setUint32(p + 13, Math.min(affected, U32_MAX), true);
+    v.setUint32(p + 17, Math.min(rows, U32_MAX), true);
+    v.setFloat64(p + 21, ms, true);
+    v.setUint32(p + 29, statementId, true);
     this.pos = p + RESULT_BYTES;
-    if (digest) this.pos += digest.copy(b, this.pos, 0, DIGEST_BYTES);
+    if (digest) this.pos += digest.copy(this.buf!, this.pos, 0, DIGEST_BYTES);
     this.records++;
     return true;
   }
@@ -168,6 +184,7 @@ export class TrafficFileWriter {
     const b = this.buf;
     if (b === null || this.pos === 0 || this.failed) return;
     this.buf = null;
+    this.view = null;
     this.post({ type: 'data', buffer: b.buffer as ArrayBuffer, length: this.pos }, [b.buffer as ArrayBuffer]);
     this.pos = 0;
   }
@@ -209,6 +226,7 @@ export class TrafficFileWriter {
       this.worker.ref(); // the files are finished even when nothing else keeps the process running
       this.flush();
       this.buf = null;
+      this.view = null;
       this.free.length = 0;
       const closed = new Promise<string | null>((resolve) => (this.resolveClosed = resolve));
       if (this.exited) this.resolveClosed(null);

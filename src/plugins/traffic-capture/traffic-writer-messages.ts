@@ -26,3 +26,6 @@ export type WriterThreadOutput =
   | { type: 'file'; name: string }
   | { type: 'error'; message: string }
   | { type: 'closed'; error: string | null };
+
+/** How much lower than the proxy's main thread the writer thread runs (nice steps; 19 is the lowest). */
+export const WRITER_NICE_STEP = 10;

@@ -4,14 +4,32 @@
  * back for reuse — so neither compression nor encryption nor disk I/O runs on the proxy's main thread.
  * Everything here is synchronous: this thread does nothing else.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, writeSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import type { CipherGCM } from 'node:crypto';
 import { fileCipher } from './traffic-encryption.js';
 import { zstdCompress } from './zstd-codec.js';
-import type { WriterThreadInput, WriterThreadMessage, WriterThreadOutput } from './traffic-writer-messages.js';
+import { WRITER_NICE_STEP, type WriterThreadInput, type WriterThreadMessage, type WriterThreadOutput } from './traffic-writer-messages.js';
+
+/**
+ * Serving queries comes first. On Linux this thread lowers its own scheduling priority, so on busy
+ * cores the compression runs in the time the proxy and the database leave, instead of taking it from
+ * them; a writer that falls too far behind makes the main thread drop records and count them (bounded
+ * memory). Elsewhere, or when not allowed, the thread keeps the process's priority.
+ */
+function lowerPriority(): void {
+  try {
+    // /proc/thread-self → "<pid>/task/<tid>": setpriority on a thread id changes that thread alone.
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + WRITER_NICE_STEP));
+  } catch {
+    // not Linux, or the priority cannot be changed here
+  }
+}
+lowerPriority();
 
 const settings = workerData as WriterThreadInput;
 const key = settings.key ? Buffer.from(settings.key) : null;

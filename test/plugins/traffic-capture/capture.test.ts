@@ -12,6 +12,7 @@ import { definePlugin } from '../../../src/plugin.js';
 import { readCapture } from '../../../src/plugins/traffic-capture/traffic-file-reader.js';
 import { RECORD_BUFFER_BYTES, TrafficFileWriter } from '../../../src/plugins/traffic-capture/traffic-file-writer.js';
 import type { BootRecord, CommandRecord } from '../../../src/plugins/traffic-capture/traffic-record.js';
+import { WRITER_NICE_STEP } from '../../../src/plugins/traffic-capture/traffic-writer-messages.js';
 import { ClientPool, waitFor } from '../../harness/clients.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
@@ -29,6 +30,20 @@ const counter = definePlugin<never>({
 });
 
 const sqlOf = (r: CommandRecord) => r.p.toString('utf8', 1);
+
+/** Threads of this process (the proxy runs in it) whose nice value is WRITER_NICE_STEP above the main thread's. */
+function lowerPriorityThreads(): number {
+  const niceOf = (tid: string): number => {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19, nice
+    } catch {
+      return NaN; // the thread ended meanwhile
+    }
+  };
+  const lowered = Math.min(19, niceOf(String(process.pid)) + WRITER_NICE_STEP);
+  return readdirSync('/proc/self/task').filter((tid) => niceOf(tid) === lowered).length;
+}
 
 describe('traffic-capture plugin', () => {
   let db: MariaDBInstance;
@@ -135,6 +150,15 @@ describe('traffic-capture plugin', () => {
     assert.equal(meta.status, 'done');
     assert.match(meta.files[0]!, /^traffic-w0-00001\.bin$/);
     assert.ok(readCapture(output, null).records.some((r) => r.t === 'cmd' && sqlOf(r).includes('SELECT 2')));
+  });
+
+  it('runs its writer thread at a lower priority than the proxy, only while capturing', async () => {
+    assert.equal(lowerPriorityThreads(), 0, 'no thread below the main one before a capture');
+    const started = await api('/api/traffic/capture', { output: join(dir, 'nice'), duration: 30 });
+    assert.equal(started.status, 201);
+    await waitFor('the writer thread to lower its priority', () => lowerPriorityThreads() === 1, 5000, 20);
+    assert.equal((await api('/api/traffic/cancel', {})).status, 200);
+    await waitFor('the writer thread to end', () => lowerPriorityThreads() === 0, 5000, 20);
   });
 
   it('refuses a non-empty output directory and a missing key file with the reason', async () => {
