@@ -209,7 +209,7 @@ async function main(): Promise<void> {
   console.log(`\nµs per query: system time (the socket system calls) from /proc; user time split by the stage shares of the main thread's busy samples (write-syscall samples left out).\n`);
   console.log(`| stage | ${runs.map((r) => `${r.name} %`).join(' | ')} | ${runs.map((r) => `${r.name} µs/q`).join(' | ')} |`);
   console.log(`|---|${runs.map(() => '---|').join('')}${runs.map(() => '---|').join('')}`);
-  console.log(`| kernel: socket system calls (system time) | ${runs.map(() => "–").join(" | ")} | ${runs.map((r) => (r.sys / r.queries * 1e6).toFixed(2)).join(' | ')} |`);
+  console.log(`| kernel: socket system calls (system time) | ${runs.map(() => '–').join(' | ')} | ${runs.map((r) => (r.sys / r.queries * 1e6).toFixed(2)).join(' | ')} |`);
   for (const s of STAGES) {
     const pct = runs.map((r) => ((100 * r.stages.get(s)!) / r.busy).toFixed(1));
     const us = runs.map((r) => ((r.stages.get(s)! / r.busy) * (r.user / r.queries) * 1e6).toFixed(2));
