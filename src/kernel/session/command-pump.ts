@@ -227,9 +227,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
           return INTERCEPT;
         }
         if (owner.state.idsTranslated && avail >= 5) {
-          // Statements were re-prepared on this backend under other ids: rewrite the id in place
-          // (the reader guarantees the first bytes are contiguous in `buf`), after the bookkeeping
-          // has recorded the client's id.
+          // Statements were re-prepared here under other ids: rewrite the id in place (the reader keeps
+          // the first bytes contiguous in `buf`), after the bookkeeping has recorded the client's id.
           this.commandSent(command, buf, off, avail, length);
           buf.writeUInt32LE(owner.state.backendIdFor(buf.readUInt32LE(off + 1)), off + 1);
           return FORWARD;
@@ -246,13 +245,12 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
     return FORWARD;
   }
 
-  /** Bookkeeping for a command about to reach the backend, and the response to expect. */
+  /** Bookkeeping for a command about to reach the backend, and the response to expect; one clock read, only when onResult or an observer wants it, serves both. */
   private commandSent(command: number, buf: Buffer, off: number, avail: number, length: number): void {
     this.bookkeeping.commandSent(command, buf, off, avail, length);
     const observed = this.observed.observing();
     const answered = NO_RESPONSE[command] === 0;
     if (answered) this.observed.expect();
-    // One clock read serves onResult's duration and the observers (read only when one of them wants it).
     const at = observed || (answered && this.owner.generation.resultTapped) ? performance.now() : 0;
     if (observed) this.observed.sent(command, buf, off, length, answered, at);
     if (!answered) return;
