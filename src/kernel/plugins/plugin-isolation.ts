@@ -83,20 +83,13 @@ export function isolateHooks(hooks: HookSet, logger: Logger, counts: PluginError
           // onResult and onCommand run per query: no rest array per call.
           // Timed one call in TIMED_EVERY (two clock reads cost more than a small tap): seconds is an estimate.
           tap.fn = (ctx: unknown) => {
-            if ((stat.calls++ & TIMED_MASK) !== 0) {
-              try {
-                return fn(ctx);
-              } catch (err) {
-                return failure(tap.name, err, [ctx]);
-              }
-            }
-            const started = performance.now();
+            const started = (stat.calls++ & TIMED_MASK) === 0 ? performance.now() : -1;
             try {
               return fn(ctx);
             } catch (err) {
               return failure(tap.name, err, [ctx]);
             } finally {
-              stat.seconds += (TIMED_EVERY * (performance.now() - started)) / 1000;
+              if (started >= 0) stat.seconds += (TIMED_EVERY * (performance.now() - started)) / 1000;
             }
           };
         } else if (tap.type === 'sync') {

@@ -93,7 +93,7 @@ export class ObservedTraffic implements RowSink {
       this.responseEnded();
       return;
     }
-    // Sent and answered before the client's next byte: no time of its own worth a clock read.
+    // Sent and answered before the client's next byte: its duration is not measured (reported as 0).
     this.sent(payload[0]!, payload, 0, payload.length, true, performance.now());
     this.ended++;
     this.report(payload[0]!, this.ended, outcome.isError, outcome.errorCode, -1, 0, 0, outcome.statementId, conn, 0);

@@ -23,17 +23,6 @@ export interface WriterOptions {
   onError(err: Error): void;
 }
 
-/** Payloads up to this long are copied byte by byte: Buffer#copy allocates a view per call, garbage on every command. */
-const COPY_LOOP_MAX = 64;
-
-function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
-  if (n > COPY_LOOP_MAX) {
-    src.copy(dst, to, from, from + n);
-    return;
-  }
-  for (let k = 0; k < n; k++) dst[to + k] = src[from + k]!;
-}
-
 /** Records gather in buffers of this size; a full one goes to the writer thread. */
 export const RECORD_BUFFER_BYTES = 256 * 1024;
 /**
@@ -141,7 +130,7 @@ export class TrafficFileWriter {
     v.setUint32(p + 13, response, true);
     v.setUint32(p + 17, length, true);
     v.setUint32(p + 21, kept, true);
-    copyBytes(src, off, b, p + COMMAND_HEADER_BYTES, kept);
+    src.copy(b, p + COMMAND_HEADER_BYTES, off, off + kept);
     this.pos = p + COMMAND_HEADER_BYTES + kept;
     this.records++;
     return true;
