@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { framePackets } from '../protocol/payload-writer.js';
 import { PacketQueue, type Packet } from './packet-queue.js';
+import type { SocketReads } from './socket-reads.js';
 
 export type { Packet };
 
@@ -11,13 +12,15 @@ export class PacketChannel {
   private readonly onEnd = (): void => this.queue.fail(new Error('connection closed by peer'));
   private readonly onError = (err: Error): void => this.queue.fail(err);
 
-  constructor(private socket: Duplex, initial?: Buffer) {
+  /** `reads`: the socket is read with onread (socket-reads.ts), which hands this channel copies instead of 'data' events. */
+  constructor(private socket: Duplex, initial?: Buffer, private reads: SocketReads | null = null) {
     this.bind(socket);
     if (initial && initial.length > 0) this.queue.push(initial);
   }
 
   private bind(socket: Duplex): void {
-    socket.on('data', this.onData);
+    if (this.reads) this.reads.copyTo(this.onData);
+    else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
     socket.on('error', this.onError);
@@ -27,12 +30,14 @@ export class PacketChannel {
   rebind(socket: Duplex): void {
     this.unbind();
     this.socket = socket;
+    this.reads = null;
     this.queue.revive();
     this.bind(socket);
   }
 
   private unbind(): void {
-    this.socket.off('data', this.onData);
+    if (this.reads) this.reads.copyTo(null);
+    else this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.off('error', this.onError);

@@ -1,9 +1,11 @@
 import { connect as netConnect, type Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { BackendRecord } from '../backend/backend-registry.js';
 import { BackendError, ProxyError } from '../errors.js';
 import type { DialOptions } from '../hooks/hook-types.js';
 import { PacketChannel } from '../net/packet-channel.js';
+import { SocketReads } from '../net/socket-reads.js';
 import {
   CLIENT_SSL, ER_PROXY_BACKEND_HANDSHAKE, ER_PROXY_BACKEND_TLS, ER_PROXY_NO_BACKEND, ERR_HEADER, SQLSTATE_COMMUNICATION,
 } from '../protocol/constants.js';
@@ -34,6 +36,12 @@ export interface DialRequest {
   /** MariaDB extended capabilities for the SSLRequest (kept by the server, like the others); none when left out. */
   extendedCapabilities?: (greeting: Greeting) => number;
   charset: number;
+  /**
+   * Read the socket with onread into a reused buffer (socket-reads.ts) when it stays plain (TLS off):
+   * for a session's connection, whose pump then gets the bytes through `readBy`. Others (health checks,
+   * the replayer) read 'data' events.
+   */
+  directReads?: boolean;
 }
 
 /**
@@ -52,6 +60,8 @@ export class BackendConnection {
     readonly channel: PacketChannel,
     readonly greeting: Greeting,
     readonly tls: boolean,
+    /** How the pump reads this socket when it is read with onread; null: through 'data' events. */
+    readonly reads: SocketReads | null,
   ) {
     socket.once('close', () => {
       this.closed = true;
@@ -65,8 +75,9 @@ export class BackendConnection {
   /** Dials, reads the greeting and starts TLS when wanted. Throws a ProxyError naming the backend. */
   static async dial(req: DialRequest): Promise<BackendConnection> {
     const { backend, options } = req;
+    const reads = req.directReads && options.tls === 'off' ? new SocketReads() : null;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = netConnect({ host: backend.host, port: backend.port, noDelay: true });
+      const s = netConnect({ host: backend.host, port: backend.port, noDelay: true, ...(reads ? { onread: reads.onread } : {}) });
       backend.traffic.track(s);
       const timer = setTimeout(() => {
         s.destroy();
@@ -83,7 +94,7 @@ export class BackendConnection {
     });
     socket.setKeepAlive(true, 60_000);
     if (req.proxyHeader) socket.write(req.proxyHeader);
-    const channel = new PacketChannel(socket);
+    const channel = new PacketChannel(socket, undefined, reads);
     try {
       const first = await channel.read(options.connectTimeoutMs, `greeting from ${backend.addr}`);
       if (first.payload[0] === ERR_HEADER) {
@@ -96,7 +107,7 @@ export class BackendConnection {
       if (options.tls === 'required' && !backendHasTls) {
         throw new BackendTlsRequiredError(`backend ${backend.addr} does not offer TLS, but TLS to backends is required`);
       }
-      if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false);
+      if (options.tls === 'off' || !backendHasTls) return new BackendConnection(backend, socket, channel, greeting, false, reads);
       const sslCapabilities = typeof req.capabilities === 'function' ? req.capabilities(greeting) : req.capabilities;
       channel.write(buildSslRequest(sslCapabilities, 1 << 24, req.charset, req.extendedCapabilities?.(greeting) ?? 0), 1);
       const leftover = channel.detach();
@@ -119,13 +130,33 @@ export class BackendConnection {
       });
       secure.setNoDelay(true);
       channel.rebind(secure);
-      const conn = new BackendConnection(backend, secure, channel, greeting, true);
+      const conn = new BackendConnection(backend, secure, channel, greeting, true, null);
       conn.nextSeq = 2;
       return conn;
     } catch (err) {
       socket.destroy();
       throw err;
     }
+  }
+
+  /**
+   * The pump reads from now on: with onread, views of the read buffer lent for the call, which it writes
+   * to `sink` (the client); otherwise 'data' events.
+   */
+  readBy(read: (chunk: Buffer) => void, sink: Writable): void {
+    if (this.reads) this.reads.lend(read, sink);
+    else this.socket.on('data', read);
+  }
+
+  /** The pump stops reading (bytes that arrive meanwhile wait for the next reader). */
+  stopReading(read: (chunk: Buffer) => void): void {
+    if (this.reads) this.reads.copyTo(null);
+    else this.socket.off('data', read);
+  }
+
+  /** A channel for an exchange the proxy runs itself on this connection (the pump has stopped reading). */
+  openChannel(): PacketChannel {
+    return new PacketChannel(this.socket, undefined, this.reads);
   }
 
   destroy(): void {

@@ -180,7 +180,7 @@ export class BackendLink {
       { session: this.owner, backend },
     );
     const conn = await BackendConnection.dial({
-      backend, options, tls: host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID,
+      backend, options, tls: host.backendTlsOptions(), charset: DEFAULT_CHARSET_ID, directReads: true,
       // The SSLRequest must announce what the HandshakeResponse will carry.
       capabilities: (greeting) => this.capabilitiesFor({ backend, greeting, tls: true }),
       extendedCapabilities: (greeting) => this.extendedCapabilitiesFor({ backend, greeting }),

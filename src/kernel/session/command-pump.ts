@@ -1,7 +1,7 @@
 import type { Duplex, Writable } from 'node:stream';
 import { BackendError } from '../errors.js';
 import type { AuthExchange, ResultContext } from '../hooks/hook-types.js';
-import { PacketChannel } from '../net/packet-channel.js';
+import type { PacketChannel } from '../net/packet-channel.js';
 import { PacketQueue } from '../net/packet-queue.js';
 import {
   COM_CHANGE_USER, COM_INIT_DB, COM_PING, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_STMT_BULK_EXECUTE, COM_STMT_CLOSE, COM_STMT_EXECUTE,
@@ -155,14 +155,14 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
 
   attach(conn: BackendConnection): void {
     const leftover = conn.channel.detach();
-    conn.socket.on('data', this.onBackendData);
+    conn.readBy(this.onBackendData, this.owner.client.socket);
     conn.socket.on('close', this.onBackendClose);
     conn.socket.on('error', this.onBackendError);
     if (leftover.length > 0) this.onBackendData(leftover);
   }
 
   detach(conn: BackendConnection): void {
-    conn.socket.off('data', this.onBackendData);
+    conn.stopReading(this.onBackendData);
     conn.socket.off('close', this.onBackendClose);
     conn.socket.off('error', this.onBackendError);
   }
@@ -180,8 +180,8 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
   async exclusive<T>(conn: BackendConnection, work: (channel: PacketChannel) => Promise<T>): Promise<T> {
     this.busy = true;
     this.clientExclusive = true;
-    conn.socket.off('data', this.onBackendData);
-    const channel = new PacketChannel(conn.socket);
+    conn.stopReading(this.onBackendData);
+    const channel = conn.openChannel();
     try {
       return await work(channel);
     } finally {
@@ -189,7 +189,7 @@ export class CommandPump implements CommandOwner, ResponseListener, BackendTraff
       this.busy = false;
       this.clientExclusive = false;
       if (!conn.closed && this.owner.link.conn === conn) {
-        conn.socket.on('data', this.onBackendData);
+        conn.readBy(this.onBackendData, this.owner.client.socket);
         if (leftover.length > 0) this.onBackendData(leftover);
       }
       const early = this.clientQueue.drain();
