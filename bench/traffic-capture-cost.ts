@@ -6,6 +6,10 @@
 // machine disturbs far less than throughput. Then the last capture is replayed (read-only,
 // 10×) against the same server: the replayer's throughput in commands/s. Target: capture ≤ 5 % QPS.
 // `node --import tsx bench/traffic-capture-cost.ts [--time S] [--repeat N] [--threads N] [--baseline DIR] [--compress gzip|zstd|none]`
+// --toggle P: instead of separate runs, ONE sysbench run of --time seconds during which the capture is
+// switched on and off every P seconds (off, on, on, off, …), each window's first second dropped: the two
+// modes are compared on the same connections, a few seconds apart, so the machine's drift between
+// separate runs (±20 % here) mostly cancels. Adds the whole machine's CPU per query (/proc/stat).
 // --baseline DIR: also another build (a checkout at DIR with `npm run build` done) as tiproxy-base, its
 // off/on runs interleaved with this build's: before/after in one run.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +27,7 @@ import { prepare, type SysbenchData } from './sysbench-runs.js';
 
 const TARGET_COST = 0.05;
 const { values: v } = parseArgs({
-  options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' }, baseline: { type: 'string' }, compress: { type: 'string', default: 'gzip' } },
+  options: { time: { type: 'string', default: '15' }, repeat: { type: 'string', default: '3' }, threads: { type: 'string', default: '64' }, baseline: { type: 'string' }, compress: { type: 'string', default: 'gzip' }, toggle: { type: 'string' } },
 });
 const time = Number(v.time);
 const repeat = Number(v.repeat);
@@ -65,26 +69,135 @@ interface Variant {
   captured: { commands: number; dropped: number };
 }
 
+async function api(proxy: BenchProxy, path: string, body: unknown): Promise<{ commands: number; dropped: number }> {
+  const r = await fetch(`http://127.0.0.1:${proxy.apiPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json() as Promise<{ commands: number; dropped: number }>;
+}
+
+/** Busy CPU seconds of the whole machine (all CPUs, everything but idle and iowait) from /proc/stat. */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
+}
+
+interface ToggleWindow {
+  mode: 'off' | 'on';
+  /** QPS of each measured second (the window's first second, when the switch happens, is dropped). */
+  qps: number[];
+  /** CPU seconds over the measured seconds: proxy main thread, proxy process, whole machine. */
+  cpu: { main: number; all: number; machine: number };
+}
+
+interface ToggleResult {
+  period: number;
+  windows: ToggleWindow[];
+  captured: { commands: number; dropped: number };
+  /** The directory of the last capture. */
+  lastOutput: string;
+}
+
+/** Capture modes by window: off, on, on, off, … (pairs alternate their order, so a steady drift cancels). */
+const TOGGLE_PATTERN = ['off', 'on', 'on', 'off'] as const;
+
+/** One sysbench run with the capture switched every `period` seconds at sysbench's own second marks. */
+async function toggleRun(variant: Variant, data: SysbenchData, period: number): Promise<ToggleResult> {
+  const pid = variant.proxy.pid;
+  const sample = () => ({ main: cpuSeconds(pid, pid), all: cpuSeconds(pid), machine: machineBusySeconds() });
+  const windows: ToggleWindow[] = [];
+  let mark = sample();
+  let capturing = false;
+  let captured = { commands: 0, dropped: 0 };
+  let lastOutput = '';
+  let switching: Promise<void> = Promise.resolve();
+  let failure: Error | null = null;
+  const open = (w: number): ToggleWindow => (windows[w] ??= { mode: TOGGLE_PATTERN[w % TOGGLE_PATTERN.length]!, qps: [], cpu: { main: 0, all: 0, machine: 0 } });
+  await sysbench('oltp_point_select', 'run', {
+    host: '127.0.0.1', port: variant.proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: data.database,
+    tables: data.tables, tableSize: data.tableSize, threads, time, extra: ['--db-ps-mode=disable'],
+    onInterval(second, qps) {
+      const w = Math.floor((second - 1) / period);
+      const pos = (second - 1) % period;
+      const now = sample();
+      if (pos === 0) {
+        // The switch happened in this second: measuring starts after it.
+        mark = now;
+        // On the monotonic clock V8's CPU profiles use (µs), to line a --cpu-prof of the proxy up with the windows.
+        process.stderr.write(`  window ${w} capture ${open(w).mode} from ${Number(process.hrtime.bigint() / 1000n)} µs\n`);
+        return;
+      }
+      const win = open(w);
+      win.qps.push(qps);
+      win.cpu = { main: win.cpu.main + now.main - mark.main, all: win.cpu.all + now.all - mark.all, machine: win.cpu.machine + now.machine - mark.machine };
+      mark = now;
+      if (pos !== period - 1) return;
+      const next = open(w + 1).mode === 'on';
+      if (next === capturing) return;
+      capturing = next;
+      switching = switching.then(async () => {
+        if (next) await api(variant.proxy, '/api/traffic/capture', { output: (lastOutput = join(dir, `toggle-${w + 1}`)), duration: time * 2, compress: v.compress });
+        else captured = await api(variant.proxy, '/api/traffic/cancel', {});
+      }).catch((err: Error) => void (failure ??= err));
+    },
+  });
+  await switching;
+  if (capturing) captured = await api(variant.proxy, '/api/traffic/cancel', {});
+  if (failure) throw failure;
+  return { period, windows: windows.filter((w) => w.qps.length === period - 1), captured, lastOutput };
+}
+
+/** The toggled run as table lines: per pair of neighbouring windows, and over all of them. */
+function toggleLines(r: ToggleResult): string[] {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const queries = (w: ToggleWindow) => w.qps.reduce((a, b) => a + b, 0);
+  const pairs: Array<{ off: ToggleWindow; on: ToggleWindow }> = [];
+  for (let k = 0; k + 1 < r.windows.length; k += 2) {
+    const [a, b] = [r.windows[k]!, r.windows[k + 1]!];
+    pairs.push(a.mode === 'off' ? { off: a, on: b } : { off: b, on: a });
+  }
+  const costs = pairs.map((p) => (1 - mean(p.on.qps) / mean(p.off.qps)) * 100).sort((a, b) => a - b);
+  const per = (mode: 'off' | 'on', key: 'main' | 'all' | 'machine') => {
+    const ws = r.windows.filter((w) => w.mode === mode);
+    return (ws.reduce((a, w) => a + w.cpu[key], 0) / ws.reduce((a, w) => a + queries(w), 0)) * 1e6;
+  };
+  const qpsOf = (mode: 'off' | 'on') => mean(r.windows.filter((w) => w.mode === mode).flatMap((w) => w.qps));
+  // A distribution-free 95 % interval for the median of n pair costs: order statistics n/2 ∓ 0.98·√n.
+  const half = Math.ceil(0.98 * Math.sqrt(costs.length));
+  const mid = Math.floor(costs.length / 2);
+  const lo = costs[Math.max(0, mid - half)]!;
+  const hi = costs[Math.min(costs.length - 1, mid + half)]!;
+  const medianCost = costs[mid]!;
+  const overall = (1 - qpsOf('on') / qpsOf('off')) * 100;
+  const cpuRow = (key: 'main' | 'all' | 'machine', label: string) =>
+    `| ${label} | ${per('off', key).toFixed(1)} µs | ${per('on', key).toFixed(1)} µs | +${(per('on', key) - per('off', key)).toFixed(1)} µs (${((per('on', key) / per('off', key) - 1) * 100).toFixed(1)} %) |`;
+  return [
+    `### traffic capture cost, toggled: oltp_point_select, ${threads} threads, one ${time}-s run, capture switched every ${r.period} s (${r.windows.length} windows, ${pairs.length} pairs, first second of each dropped), compress ${v.compress}`, '',
+    '| | capture off | capture on | difference |', '|---|---|---|---|',
+    `| QPS (mean of measured seconds) | ${qpsOf('off').toFixed(0)} | ${qpsOf('on').toFixed(0)} | ${overall.toFixed(1)} % ${overall <= TARGET_COST * 100 ? 'pass' : 'FAIL'} |`,
+    cpuRow('main', 'proxy main-thread CPU / query'), cpuRow('all', 'proxy process CPU / query'), cpuRow('machine', 'whole machine CPU / query'), '',
+    `QPS cost per pair (median, 95 % interval of the median): **${medianCost.toFixed(1)} %** [${lo.toFixed(1)}, ${hi.toFixed(1)}] ${medianCost <= TARGET_COST * 100 ? 'pass' : 'FAIL'}`,
+    `pair costs: ${costs.map((c) => c.toFixed(1)).join(' ')}`,
+    `last capture: ${r.captured.commands} commands, ${r.captured.dropped} dropped`,
+  ];
+}
+
 ensureBuilt();
 const db = await startMariaDB({ name: 'bench-capture', config: { max_connections: 1000, innodb_buffer_pool_size: '256M' } });
 const dir = mkdtempSync(join(tmpRoot, 'bench-capture-'));
 let lastCapture = '';
 let replay: Awaited<ReturnType<typeof replayTraffic>> | null = null;
+let toggled: ToggleResult | null = null;
 const args = ['--backend', `127.0.0.1:${db.port}`, '--log-level', 'warn'];
 const variants: Variant[] = [];
 try {
   const fresh = () => ({ qps: { off: [], on: [] }, mainUs: { off: [], on: [] }, allUs: { off: [], on: [] }, captured: { commands: 0, dropped: 0 } });
-  const own = await startProxyProcess(args, { startTimeoutMs: 30_000 });
+  const own = await startProxyProcess(args, { startTimeoutMs: 30_000, nodeArgs: process.env.CAPTURE_PROXY_NODE_ARGS?.split(' ').filter(Boolean) });
   variants.push({ name: 'tiproxy', proxy: { ...own, pid: own.child.pid! }, ...fresh() });
   if (v.baseline) variants.push({ name: 'tiproxy-base', proxy: await startBaseline(v.baseline, args), ...fresh() });
   const data: SysbenchData = { database: 'sbtest', tables: 4, tableSize: 10_000 };
   await prepare(db, data);
-  const api = async (proxy: BenchProxy, path: string, body: unknown) => {
-    const r = await fetch(`http://127.0.0.1:${proxy.apiPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-    return r.json() as Promise<{ commands: number; dropped: number }>;
-  };
-  for (let run = 1; run <= repeat; run++) {
+  if (v.toggle) toggled = await toggleRun(variants[0]!, data, Number(v.toggle));
+  for (let run = 1; run <= (v.toggle ? 0 : repeat); run++) {
     // The order rotates, so neither variant nor mode always runs first.
     const order = variants.flatMap((variant) => (['off', 'on'] as const).map((mode) => ({ variant, mode })));
     for (let k = 0; k < order.length; k++) {
@@ -109,6 +222,7 @@ try {
       process.stderr.write(`  ${variant.name} point_select/${threads} capture ${mode} #${run}: ${r.qps.toFixed(0)} qps, p95 ${r.p95Ms} ms, CPU/query ${((cpu.main / r.queries) * 1e6).toFixed(1)} µs main, ${((cpu.all / r.queries) * 1e6).toFixed(1)} µs all${mode === 'on' ? `, ${variant.captured.commands} captured, ${variant.captured.dropped} dropped` : ''}\n`);
     }
   }
+  if (toggled) lastCapture = toggled.lastOutput;
   replay = await replayTraffic({
     input: lastCapture, target: `127.0.0.1:${db.port}`, user: ROOT_USER, password: ROOT_PASSWORD, speed: 10, readOnly: true, shard: null, key: null, connectTimeoutMs: 10_000,
   });
@@ -119,7 +233,7 @@ try {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const lines = [
+const lines = toggled ? toggleLines(toggled) : [
   `### traffic capture cost: oltp_point_select, ${threads} threads (median of ${repeat}, ${time} s each, interleaved), compress ${v.compress}`, '',
   '| build | QPS off → on | QPS cost (medians) | QPS cost (paired) | main-thread CPU/query off → on | main CPU cost | process CPU/query off → on | process CPU cost |',
   '|---|---|---|---|---|---|---|---|',
@@ -127,7 +241,7 @@ const lines = [
 /** Run k's on against run k's off (the two ran next to each other): the median of those costs, less swayed by a slow stretch of the machine. */
 const paired = (on: number[], off: number[]) => median(on.map((q, k) => 1 - q / off[k]!)) * 100;
 const pct = (on: number[], off: number[], more: boolean) => ((more ? median(on) / median(off) - 1 : 1 - median(on) / median(off)) * 100);
-for (const x of variants) {
+for (const x of toggled ? [] : variants) {
   const cost = pct(x.qps.on, x.qps.off, false);
   const pairedCost = paired(x.qps.on, x.qps.off);
   lines.push(`| ${x.name} | ${median(x.qps.off).toFixed(0)} → ${median(x.qps.on).toFixed(0)} | ${cost.toFixed(1)} % ${cost <= TARGET_COST * 100 ? 'pass' : 'FAIL'} `
@@ -135,8 +249,8 @@ for (const x of variants) {
     + `| ${median(x.mainUs.off).toFixed(1)} → ${median(x.mainUs.on).toFixed(1)} µs | ${pct(x.mainUs.on, x.mainUs.off, true).toFixed(1)} % `
     + `| ${median(x.allUs.off).toFixed(1)} → ${median(x.allUs.on).toFixed(1)} µs | ${pct(x.allUs.on, x.allUs.off, true).toFixed(1)} % |`);
 }
-lines.push('', 'all runs (QPS off / on):', ...variants.map((x) => `  ${x.name}: ${x.qps.off.map((q) => q.toFixed(0)).join(' ')} / ${x.qps.on.map((q) => q.toFixed(0)).join(' ')}`));
+if (!toggled) lines.push('', 'all runs (QPS off / on):', ...variants.map((x) => `  ${x.name}: ${x.qps.off.map((q) => q.toFixed(0)).join(' ')} / ${x.qps.on.map((q) => q.toFixed(0)).join(' ')}`));
 const main = variants[0]!;
-lines.push('', `target ≤ ${TARGET_COST * 100} %; last capture: ${main.captured.commands} commands, ${main.captured.dropped} dropped`);
+if (!toggled) lines.push('', `target ≤ ${TARGET_COST * 100} %; last capture: ${main.captured.commands} commands, ${main.captured.dropped} dropped`);
 if (replay) lines.push(`replay of the last capture (read-only, 10×, ${replay.summary.sessions} sessions): ${replay.summary.replayed} commands in ${replay.summary.seconds} s = ${replay.summary.commandsPerSecond} commands/s, ${replay.summary.differences} differences`);
 process.stdout.write(lines.join('\n') + '\n');

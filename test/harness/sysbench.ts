@@ -28,6 +28,8 @@ export interface SysbenchOptions {
   /** Seconds (run phase). */
   time: number;
   extra?: string[];
+  /** Called once a second with sysbench's interval report (adds --report-interval=1): the second and its QPS. */
+  onInterval?(second: number, qps: number): void;
 }
 
 export interface SysbenchResult {
@@ -40,6 +42,8 @@ export interface SysbenchResult {
   p95Ms: number;
   raw: string;
 }
+
+const INTERVAL_LINE = /^\[ (\d+)s \] thds: \d+ tps: [\d.]+ qps: ([\d.]+)/;
 
 /** Runs one sysbench phase; rejects with the output when sysbench exits non-zero. */
 export function sysbench(test: SysbenchTest, phase: SysbenchPhase, opts: SysbenchOptions): Promise<SysbenchResult> {
@@ -57,12 +61,25 @@ export function sysbench(test: SysbenchTest, phase: SysbenchPhase, opts: Sysbenc
     `--threads=${opts.threads}`,
     `--time=${opts.time}`,
     ...(opts.extra ?? []),
+    ...(opts.onInterval ? ['--report-interval=1'] : []),
     phase,
   ];
   return new Promise((resolve, reject) => {
     const child = spawnTracked('sysbench', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let raw = '';
-    child.stdout?.on('data', (d: Buffer) => { raw += d.toString(); });
+    let pending = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      const text = d.toString();
+      raw += text;
+      if (!opts.onInterval) return;
+      // "[ 5s ] thds: 64 tps: 12345.67 qps: 12345.67 (r/w/o: …) lat (ms,95%): 9.22 err/s: 0.00 reconn/s: 0.00"
+      const lines = (pending + text).split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        const m = INTERVAL_LINE.exec(line);
+        if (m) opts.onInterval(Number(m[1]), Number(m[2]));
+      }
+    });
     child.stderr?.on('data', (d: Buffer) => { raw += d.toString(); });
     child.once('error', reject);
     child.once('close', (code, signal) => {
