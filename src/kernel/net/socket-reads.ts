@@ -1,30 +1,36 @@
 import type { OnReadOpts } from 'node:net';
 import type { Writable } from 'node:stream';
 
-/** A connection's first read buffer, and the one it returns to after a large response: greetings, OKs and point-select results fit. */
-export const SMALL_READ_BYTES = 2 * 1024;
-/** The largest read buffer (what Node's own reads use). */
-export const LARGE_READ_BYTES = 64 * 1024;
+/** The buffer every connection reads into while its reads are small; what lands there is copied out. */
+export const SHARED_READ_BYTES = 16 * 1024;
+/** A connection whose read filled the shared buffer (a large result) reads into one of its own, this big. */
+export const OWN_READ_BYTES = 64 * 1024;
+/** A read this small into its own buffer sends the connection back to the shared one (the large result ended). */
+const BACK_TO_SHARED_BYTES = 4 * 1024;
+
+/** One for the process: reads run one at a time on the event loop, and nothing keeps a view of it. */
+let sharedBuffer: Buffer | null = null;
 
 /**
- * Reads a plain socket with Node's `onread` into a buffer of its own instead of through the Readable
- * stream, which allocates a 64 KiB buffer per read and runs `push`/`emit('data')` for each. The bytes go
- * to one consumer at a time:
- * - the pump (`lend`): reads each chunk synchronously and forwards it; when its write to the client
- *   could not finish at once (the client socket queued it, holding a view of this buffer), the next
- *   read goes into a fresh buffer, so queued bytes are never overwritten;
+ * Reads a plain socket with Node's `onread` instead of through the Readable stream, which allocates a
+ * 64 KiB buffer per read and runs `push`/`emit('data')` for each. While reads are small they go into one
+ * buffer shared by all connections and are copied out (an idle connection holds no buffer); once a read
+ * fills it, the connection reads into a 64 KiB buffer of its own, lent to the pump without copying, until
+ * a small read ends the large response. The bytes go to one consumer at a time:
+ * - the pump (`lend`): reads each chunk synchronously and writes it to the client; when that write could
+ *   not finish at once (the client socket queued it, holding a view of the connection's own buffer), the
+ *   next read goes into a fresh buffer, so queued bytes are never overwritten;
  * - a PacketChannel (`copyTo`): the proxy's own exchanges keep what they read, so they get copies;
  * - nobody (between consumers): copies wait here and go to the next consumer first.
- * The buffer starts small and grows while reads fill it (a large result), and shrinks again after a
- * small read, so an idle connection holds SMALL_READ_BYTES.
  */
 export class SocketReads {
-  private buffer = Buffer.allocUnsafeSlow(SMALL_READ_BYTES);
-  /** The current buffer is still referenced by a queued write: the next read needs another. */
+  /** The connection's own buffer while it reads a large response; null: it reads into the shared one. */
+  private own: Buffer | null = null;
+  /** `own` is still referenced by a queued write: the next read needs another. */
   private lent = false;
   private lastRead = 0;
   private borrower: ((chunk: Buffer) => void) | null = null;
-  /** Where the borrower writes the views: while it still queues bytes, they may be views of the buffer. */
+  /** Where the borrower writes the views: while it still queues bytes, they may be views of `own`. */
   private sink: Writable | null = null;
   private copier: ((chunk: Buffer) => void) | null = null;
   private waiting: Buffer[] = [];
@@ -39,30 +45,36 @@ export class SocketReads {
     },
   };
 
+  /** Node asks after each read (and once at the start) where the next read goes. */
   private nextBuffer(): Buffer {
-    const size = this.buffer.length;
-    const wanted = this.lastRead === size ? Math.min(size * 4, LARGE_READ_BYTES) : this.lastRead <= SMALL_READ_BYTES / 2 ? SMALL_READ_BYTES : size;
-    if (this.lent || wanted !== size) this.buffer = Buffer.allocUnsafeSlow(wanted);
+    if (this.own === null ? this.lastRead < SHARED_READ_BYTES : this.lastRead <= BACK_TO_SHARED_BYTES) {
+      this.own = null;
+      return (sharedBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES));
+    }
+    if (this.own === null || this.lent) this.own = Buffer.allocUnsafeSlow(OWN_READ_BYTES);
     this.lent = false;
-    return this.buffer;
+    return this.own;
   }
 
   private deliver(buf: Buffer, n: number): void {
-    if (this.borrower !== null) {
+    if (this.borrower !== null && buf === this.own) {
       // Read before the call: the pump may hand the socket to a channel inside it.
       const sink = this.sink!;
       this.borrower(buf.subarray(0, n));
       if (sink.writableLength > 0) this.lent = true;
       return;
     }
-    const copy = Buffer.from(buf.subarray(0, n));
-    if (this.copier !== null) this.copier(copy);
+    const copy = Buffer.allocUnsafe(n);
+    buf.copy(copy, 0, 0, n);
+    if (this.borrower !== null) this.borrower(copy);
+    else if (this.copier !== null) this.copier(copy);
     else this.waiting.push(copy);
   }
 
   /**
-   * The pump reads from now on: `read` gets views of the read buffer, keeps none past the call, and
-   * writes them to `sink` only (whose queued bytes may still be views after the call).
+   * The pump reads from now on: `read` gets copies of small reads and views of the connection's own
+   * buffer for large ones, keeps no chunk past the call, and writes them to `sink` only (whose queued
+   * bytes may still be views after the call).
    */
   lend(read: (chunk: Buffer) => void, sink: Writable): void {
     this.copier = null;

@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import mysql from 'mysql2';
 import { startMariaDB, ROOT_PASSWORD, ROOT_USER, TEST_DATABASE, type MariaDBInstance } from '../../../local-cluster/mariadb.js';
-import { LARGE_READ_BYTES, SMALL_READ_BYTES, SocketReads } from '../../../src/kernel/net/socket-reads.js';
+import { OWN_READ_BYTES, SocketReads } from '../../../src/kernel/net/socket-reads.js';
 import { startProxy, type TestProxy } from '../../harness/proxy.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,31 +35,57 @@ function until(check: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe('reading a socket with onread (socket-reads.ts)', () => {
-  it('grows its buffer while reads fill it and goes back to the small one after a small read', async () => {
+  it('lends a large transfer in views of a buffer of its own and copies small reads out of the shared one', async () => {
     const { server, peer, socket, reads } = await pair();
-    const sizes: number[] = [];
+    const views: boolean[] = [];
     const got: Buffer[] = [];
     reads.lend((chunk) => {
-      sizes.push(chunk.buffer.byteLength);
+      views.push(chunk.buffer.byteLength === OWN_READ_BYTES);
       got.push(Buffer.from(chunk));
     }, new PassThrough());
+    peer.write('hello');
+    await until(() => got.length === 1);
+    assert.equal(views[0], false, 'a small read is a copy, not a view of a read buffer');
     const big = randomBytes(600 * 1024);
     peer.write(big);
-    await until(() => got.reduce((n, c) => n + c.length, 0) === big.length);
-    assert.ok(Buffer.concat(got).equals(big), 'the bytes arrive whole and in order');
-    assert.equal(sizes[0], SMALL_READ_BYTES, 'the first read goes into the small buffer');
-    assert.equal(Math.max(...sizes), LARGE_READ_BYTES, 'a large transfer reads into the largest buffer');
+    await until(() => got.reduce((n, c) => n + c.length, 0) === 5 + big.length);
+    assert.ok(Buffer.concat(got).equals(Buffer.concat([Buffer.from('hello'), big])), 'the bytes arrive whole and in order');
+    assert.ok(views.includes(true), 'a large transfer is lent as views of the connection\'s own 64 KiB buffer');
     for (const small of ['a', 'b']) {
       got.length = 0;
-      sizes.length = 0;
+      views.length = 0;
       peer.write(small);
       await until(() => got.length === 1);
       await sleep(20);
     }
-    assert.equal(sizes[0], SMALL_READ_BYTES, 'after a small read the next read uses the small buffer again');
+    assert.equal(views[0], false, 'after a small read the connection reads into the shared buffer again');
     socket.destroy();
     peer.destroy();
     server.close();
+  });
+
+  it('gives connections reading into the shared buffer each their own bytes, even when the reader keeps them', async () => {
+    const a = await pair();
+    const b = await pair();
+    const kept = { a: [] as Buffer[], b: [] as Buffer[] };
+    a.reads.lend((c) => kept.a.push(c), new PassThrough());
+    b.reads.lend((c) => kept.b.push(c), new PassThrough());
+    const sent = { a: [] as Buffer[], b: [] as Buffer[] };
+    for (let k = 0; k < 20; k++) {
+      for (const [name, p] of [['a', a], ['b', b]] as const) {
+        const piece = randomBytes(300 + k);
+        sent[name].push(piece);
+        p.peer.write(piece);
+        await until(() => kept[name].reduce((n, c) => n + c.length, 0) === sent[name].reduce((n, c) => n + c.length, 0));
+      }
+    }
+    assert.ok(Buffer.concat(kept.a).equals(Buffer.concat(sent.a)), 'connection a kept its bytes');
+    assert.ok(Buffer.concat(kept.b).equals(Buffer.concat(sent.b)), 'connection b kept its bytes');
+    for (const p of [a, b]) {
+      p.socket.destroy();
+      p.peer.destroy();
+      p.server.close();
+    }
   });
 
   it('never overwrites bytes that a write queued on the sink still holds', async () => {
@@ -78,16 +104,19 @@ describe('reading a socket with onread (socket-reads.ts)', () => {
       readCount++;
       sink.write(chunk);
     }, sink);
-    const pieces = Array.from({ length: 10 }, () => randomBytes(1000));
-    for (let k = 0; k < pieces.length; k++) {
-      peer.write(pieces[k]!);
-      await until(() => sink.writableLength >= (k + 1) * 1000);
+    // The first piece fills the shared buffer, so the rest are read into the connection's own (lent) buffer.
+    const pieces = [randomBytes(40 * 1024), ...Array.from({ length: 10 }, () => randomBytes(8000))];
+    let total = 0;
+    for (const piece of pieces) {
+      peer.write(piece);
+      total += piece.length;
+      await until(() => sink.writableLength >= total);
     }
     const received: Buffer[] = [];
     reader.on('data', (c: Buffer) => received.push(c));
     sink.uncork();
-    await until(() => received.reduce((n, c) => n + c.length, 0) === 10_000);
-    assert.ok(readCount >= 10, `each piece came in its own read (${readCount} reads) while earlier ones were still queued`);
+    await until(() => received.reduce((n, c) => n + c.length, 0) === total);
+    assert.ok(readCount >= 11, `each piece came in its own read (${readCount} reads) while earlier ones were still queued`);
     assert.ok(Buffer.concat(received).equals(Buffer.concat(pieces)), 'every byte arrives as sent');
     for (const s of [socket, peer, sink, reader]) s.destroy();
     server.close();
