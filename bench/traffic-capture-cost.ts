@@ -24,6 +24,7 @@ import { spawnTracked, stopProcess } from '../local-cluster/processes.js';
 import { accepts, startProxyProcess } from '../test/harness/proxy.js';
 import { sysbench } from '../test/harness/sysbench.js';
 import { prepare, type SysbenchData } from './sysbench-runs.js';
+import { cpuPerQuery, medianInterval, modeQps, pairCosts, toggleMode, type ToggleWindow } from './toggle-windows.js';
 
 const TARGET_COST = 0.05;
 const { values: v } = parseArgs({
@@ -81,14 +82,6 @@ function machineBusySeconds(): number {
   return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
 }
 
-interface ToggleWindow {
-  mode: 'off' | 'on';
-  /** QPS of each measured second (the window's first second, when the switch happens, is dropped). */
-  qps: number[];
-  /** CPU seconds over the measured seconds: proxy main thread, proxy process, whole machine. */
-  cpu: { main: number; all: number; machine: number };
-}
-
 interface ToggleResult {
   period: number;
   windows: ToggleWindow[];
@@ -96,9 +89,6 @@ interface ToggleResult {
   /** The directory of the last capture. */
   lastOutput: string;
 }
-
-/** Capture modes by window: off, on, on, off, … (pairs alternate their order, so a steady drift cancels). */
-const TOGGLE_PATTERN = ['off', 'on', 'on', 'off'] as const;
 
 /** One sysbench run with the capture switched every `period` seconds at sysbench's own second marks. */
 async function toggleRun(variant: Variant, data: SysbenchData, period: number): Promise<ToggleResult> {
@@ -111,7 +101,7 @@ async function toggleRun(variant: Variant, data: SysbenchData, period: number): 
   let lastOutput = '';
   let switching: Promise<void> = Promise.resolve();
   let failure: Error | null = null;
-  const open = (w: number): ToggleWindow => (windows[w] ??= { mode: TOGGLE_PATTERN[w % TOGGLE_PATTERN.length]!, qps: [], cpu: { main: 0, all: 0, machine: 0 } });
+  const open = (w: number): ToggleWindow => (windows[w] ??= { mode: toggleMode(w), qps: [], cpu: { main: 0, all: 0, machine: 0 } });
   await sysbench('oltp_point_select', 'run', {
     host: '127.0.0.1', port: variant.proxy.port, user: SBTEST_USER, password: SBTEST_PASSWORD, db: data.database,
     tables: data.tables, tableSize: data.tableSize, threads, time, extra: ['--db-ps-mode=disable'],
@@ -148,30 +138,15 @@ async function toggleRun(variant: Variant, data: SysbenchData, period: number): 
 
 /** The toggled run as table lines: per pair of neighbouring windows, and over all of them. */
 function toggleLines(r: ToggleResult): string[] {
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const queries = (w: ToggleWindow) => w.qps.reduce((a, b) => a + b, 0);
-  const pairs: Array<{ off: ToggleWindow; on: ToggleWindow }> = [];
-  for (let k = 0; k + 1 < r.windows.length; k += 2) {
-    const [a, b] = [r.windows[k]!, r.windows[k + 1]!];
-    pairs.push(a.mode === 'off' ? { off: a, on: b } : { off: b, on: a });
-  }
-  const costs = pairs.map((p) => (1 - mean(p.on.qps) / mean(p.off.qps)) * 100).sort((a, b) => a - b);
-  const per = (mode: 'off' | 'on', key: 'main' | 'all' | 'machine') => {
-    const ws = r.windows.filter((w) => w.mode === mode);
-    return (ws.reduce((a, w) => a + w.cpu[key], 0) / ws.reduce((a, w) => a + queries(w), 0)) * 1e6;
-  };
-  const qpsOf = (mode: 'off' | 'on') => mean(r.windows.filter((w) => w.mode === mode).flatMap((w) => w.qps));
-  // A distribution-free 95 % interval for the median of n pair costs: order statistics n/2 ∓ 0.98·√n.
-  const half = Math.ceil(0.98 * Math.sqrt(costs.length));
-  const mid = Math.floor(costs.length / 2);
-  const lo = costs[Math.max(0, mid - half)]!;
-  const hi = costs[Math.min(costs.length - 1, mid + half)]!;
-  const medianCost = costs[mid]!;
-  const overall = (1 - qpsOf('on') / qpsOf('off')) * 100;
+  const costs = pairCosts(r.windows);
+  const { median: medianCost, low: lo, high: hi } = medianInterval(costs);
+  const overall = (1 - modeQps(r.windows, 'on') / modeQps(r.windows, 'off')) * 100;
+  const per = (mode: 'off' | 'on', key: 'main' | 'all' | 'machine') => cpuPerQuery(r.windows, mode, key);
+  const qpsOf = (mode: 'off' | 'on') => modeQps(r.windows, mode);
   const cpuRow = (key: 'main' | 'all' | 'machine', label: string) =>
     `| ${label} | ${per('off', key).toFixed(1)} µs | ${per('on', key).toFixed(1)} µs | +${(per('on', key) - per('off', key)).toFixed(1)} µs (${((per('on', key) / per('off', key) - 1) * 100).toFixed(1)} %) |`;
   return [
-    `### traffic capture cost, toggled: oltp_point_select, ${threads} threads, one ${time}-s run, capture switched every ${r.period} s (${r.windows.length} windows, ${pairs.length} pairs, first second of each dropped), compress ${v.compress}`, '',
+    `### traffic capture cost, toggled: oltp_point_select, ${threads} threads, one ${time}-s run, capture switched every ${r.period} s (${r.windows.length} windows, ${costs.length} pairs, first second of each dropped), compress ${v.compress}`, '',
     '| | capture off | capture on | difference |', '|---|---|---|---|',
     `| QPS (mean of measured seconds) | ${qpsOf('off').toFixed(0)} | ${qpsOf('on').toFixed(0)} | ${overall.toFixed(1)} % ${overall <= TARGET_COST * 100 ? 'pass' : 'FAIL'} |`,
     cpuRow('main', 'proxy main-thread CPU / query'), cpuRow('all', 'proxy process CPU / query'), cpuRow('machine', 'whole machine CPU / query'), '',
