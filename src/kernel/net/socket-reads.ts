@@ -45,6 +45,11 @@ export class SocketReads {
     },
   };
 
+  /** Whether the read being delivered went into the connection's own buffer (its chunk is a lent view, not a copy). */
+  get lendsViews(): boolean {
+    return this.own !== null;
+  }
+
   /** Node asks after each read (and once at the start) where the next read goes. */
   private nextBuffer(): Buffer {
     if (this.own === null ? this.lastRead < SHARED_READ_BYTES : this.lastRead <= BACK_TO_SHARED_BYTES) {
