@@ -36,7 +36,7 @@ export class PacketChannel {
   }
 
   private unbind(): void {
-    if (this.reads) this.reads.copyTo(null);
+    if (this.reads) this.reads.release(this.onData);
     else this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);

@@ -96,6 +96,11 @@ export class SocketReads {
     if (consumer) this.flushWaiting(consumer);
   }
 
+  /** The channel `consumer` stops reading, if it still is the reader (a stale channel's detach takes nothing from the pump). */
+  release(consumer: (chunk: Buffer) => void): void {
+    if (this.copier === consumer) this.copier = null;
+  }
+
   private flushWaiting(to: (chunk: Buffer) => void): void {
     if (this.waiting.length === 0) return;
     const waiting = Buffer.concat(this.waiting);

@@ -142,6 +142,19 @@ describe('reading a socket with onread (socket-reads.ts)', () => {
     peer.destroy();
     server.close();
   });
+  it('lets a channel that no longer reads let go without taking the reads from whoever has them', async () => {
+    const { server, peer, socket, reads } = await pair();
+    const stale = (_c: Buffer): void => {};
+    reads.copyTo(stale);
+    const pump: Buffer[] = [];
+    reads.lend((c) => pump.push(Buffer.from(c)), new PassThrough());
+    reads.release(stale);
+    peer.write('still mine');
+    await until(() => Buffer.concat(pump).toString() === 'still mine');
+    socket.destroy();
+    peer.destroy();
+    server.close();
+  });
 });
 
 describe('a session reads its backend with onread', { timeout: 120_000 }, () => {

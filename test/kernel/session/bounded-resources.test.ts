@@ -167,7 +167,10 @@ describe('bounded resources', { timeout: 600_000 }, () => {
     for (let i = 0; i < 600 && !closed && !text.includes(String(size)) && !text.includes('#'); i++) await sleep(100);
     const peak = sampler.stop();
     assert.ok(text.includes(String(size)), `the server saw all ${size} bytes (answer: ${JSON.stringify(text.slice(0, 200))}, closed: ${closed})`);
-    assert.ok(peak - before < 64, `proxy RSS ${Math.round(before)} -> ${Math.round(peak)} MiB while relaying a 256 MiB packet`);
+    // Buffering the packet would add 256 MiB. The client leg's reads (a 64 KiB buffer each) leave garbage
+    // the GC reclaims later, later still on Node 24 (+75 MiB there when this test starts from a small heap;
+    // +25 when the previous test had already grown it to the same peak): the bound is the streaming one above.
+    assert.ok(peak - before < 96, `proxy RSS ${Math.round(before)} -> ${Math.round(peak)} MiB while relaying a 256 MiB packet`);
     socket.destroy();
     console.log(`big packet: RSS before ${before.toFixed(1)} MiB, peak ${peak.toFixed(1)} MiB while relaying ${size / MIB} MiB`);
   });

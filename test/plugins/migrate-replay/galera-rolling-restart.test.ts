@@ -195,6 +195,7 @@ describe('rolling restart of a Galera cluster behind the proxy', () => {
     assert.ok((results['removed/succeeded'] ?? 0) >= 3, 'sessions left each deregistered node by migration');
     assert.ok((results['rebalance/succeeded'] ?? 0) >= 3, 'sessions came back to each rejoined node');
     const failed = Object.entries(results).filter(([k]) => k.endsWith('/failed'));
-    assert.deepEqual(failed, [], 'no migration failed');
+    const why = proxy.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('migration failed')).map((l) => `${String(l['backend'] ?? '')} ${l.msg}`);
+    assert.deepEqual(failed, [], `no migration failed; ${why.join('; ')}`);
   });
 });
