@@ -140,9 +140,9 @@ async function toggleRun(variant: Variant, data: SysbenchData, period: number): 
 function toggleLines(r: ToggleResult): string[] {
   const costs = pairCosts(r.windows);
   const { median: medianCost, low: lo, high: hi } = medianInterval(costs);
-  const overall = (1 - modeQps(r.windows, 'on') / modeQps(r.windows, 'off')) * 100;
   const per = (mode: 'off' | 'on', key: 'main' | 'all' | 'machine') => cpuPerQuery(r.windows, mode, key);
   const qpsOf = (mode: 'off' | 'on') => modeQps(r.windows, mode);
+  const overall = (1 - qpsOf('on') / qpsOf('off')) * 100;
   const cpuRow = (key: 'main' | 'all' | 'machine', label: string) =>
     `| ${label} | ${per('off', key).toFixed(1)} µs | ${per('on', key).toFixed(1)} µs | +${(per('on', key) - per('off', key)).toFixed(1)} µs (${((per('on', key) / per('off', key) - 1) * 100).toFixed(1)} %) |`;
   return [

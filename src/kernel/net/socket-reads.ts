@@ -88,17 +88,24 @@ export class SocketReads {
     this.flushWaiting(read);
   }
 
-  /** A PacketChannel reads from now on (null: nobody; bytes wait). */
-  copyTo(consumer: ((chunk: Buffer) => void) | null): void {
+  /** A PacketChannel reads from now on. */
+  copyTo(consumer: (chunk: Buffer) => void): void {
     this.borrower = null;
     this.sink = null;
     this.copier = consumer;
-    if (consumer) this.flushWaiting(consumer);
+    this.flushWaiting(consumer);
   }
 
-  /** The channel `consumer` stops reading, if it still is the reader (a stale channel's detach takes nothing from the pump). */
-  release(consumer: (chunk: Buffer) => void): void {
-    if (this.copier === consumer) this.copier = null;
+  /**
+   * `reader` (the pump or a channel) stops reading, if it still is the reader: one that was already
+   * replaced takes nothing from its successor. Until the next reader, bytes wait.
+   */
+  release(reader: (chunk: Buffer) => void): void {
+    if (this.copier === reader) this.copier = null;
+    if (this.borrower === reader) {
+      this.borrower = null;
+      this.sink = null;
+    }
   }
 
   private flushWaiting(to: (chunk: Buffer) => void): void {

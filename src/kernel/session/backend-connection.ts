@@ -150,7 +150,7 @@ export class BackendConnection {
 
   /** The pump stops reading (bytes that arrive meanwhile wait for the next reader). */
   stopReading(read: (chunk: Buffer) => void): void {
-    if (this.reads) this.reads.copyTo(null);
+    if (this.reads) this.reads.release(read);
     else this.socket.off('data', read);
   }
 

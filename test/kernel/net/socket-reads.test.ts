@@ -127,10 +127,11 @@ describe('reading a socket with onread (socket-reads.ts)', () => {
   it('keeps what arrives while nobody reads and hands it to the next reader first', async () => {
     const { server, peer, socket, reads } = await pair();
     const first: Buffer[] = [];
-    reads.copyTo((c) => first.push(c));
+    const channel = (c: Buffer): number => first.push(c);
+    reads.copyTo(channel);
     peer.write('one');
     await until(() => first.length > 0);
-    reads.copyTo(null);
+    reads.release(channel);
     peer.write('two');
     await sleep(100);
     const next: Buffer[] = [];
@@ -142,15 +143,23 @@ describe('reading a socket with onread (socket-reads.ts)', () => {
     peer.destroy();
     server.close();
   });
-  it('lets a channel that no longer reads let go without taking the reads from whoever has them', async () => {
+  it('lets a reader that was already replaced let go without taking the reads from its successor', async () => {
     const { server, peer, socket, reads } = await pair();
     const stale = (_c: Buffer): void => {};
     reads.copyTo(stale);
     const pump: Buffer[] = [];
-    reads.lend((c) => pump.push(Buffer.from(c)), new PassThrough());
+    const pumpReads = (c: Buffer): number => pump.push(Buffer.from(c));
+    reads.lend(pumpReads, new PassThrough());
     reads.release(stale);
     peer.write('still mine');
     await until(() => Buffer.concat(pump).toString() === 'still mine');
+    // And the other way: a channel took over, then the pump's late release leaves it reading.
+    const channel: Buffer[] = [];
+    reads.copyTo((c) => channel.push(c));
+    reads.release(pumpReads);
+    peer.write('the channel\'s');
+    await until(() => Buffer.concat(channel).toString() === 'the channel\'s');
+    assert.equal(Buffer.concat(pump).toString(), 'still mine', 'the replaced pump got nothing more');
     socket.destroy();
     peer.destroy();
     server.close();
